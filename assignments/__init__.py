@@ -1,0 +1,1 @@
+"""Course-side code for each assignment (data loading, fixed models); students may import it."""

@@ -1,0 +1,123 @@
+"""The ``autograder`` command.
+
+    autograder grade ASSIGNMENT SUBMISSION... --out DIR    grade, write results.json + gradebook.csv
+    autograder check [SUBMISSION] [--assignment NAME]       a student's public tests, locally
+    autograder release [ASSIGNMENT...] [--check]            regenerate (or verify) student templates
+    autograder list                                          the assignments this checkout has
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder.config import available_assignments, load_config
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from autograder.grading import grade_batch
+
+    config = load_config(args.assignment)
+    console = Console(stderr=False, highlight=False)
+    sources = [Path(s) for s in args.submissions]
+
+    def progress(result) -> None:
+        flag = f"  [red]{result.error.splitlines()[0]}[/red]" if result.error else ""
+        console.print(f"graded {result.submission}: {result.score:g}/{result.max_score:g}{flag}")
+
+    results = grade_batch(config, sources, Path(args.out), device=args.device, seed=args.seed,
+                          tests_dir=Path(args.tests_dir) if args.tests_dir else None,
+                          progress=None if args.quiet else progress)
+    table = Table(title=f"Gradebook: {config.name} ({len(results)} submissions)")
+    for column in ("submission", "score", "passed", "problem"):
+        table.add_column(column)
+    for r in sorted(results, key=lambda r: r.submission):
+        passed = sum(t.status == "passed" for t in r.tests)
+        table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}", f"{passed}/{len(r.tests)}",
+                      (r.error or "").splitlines()[0][:60] if r.error else "")
+    console.print(table)
+    console.print(f"Results: {Path(args.out) / '<submission>' / 'results.json'}; gradebook: {Path(args.out) / 'gradebook.csv'}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Run the public tests against a student's file, in this process (debuggers work)."""
+    import pytest
+
+    from autograder.templates import template_dir
+
+    config = load_config(args.assignment)
+    tests = Path(args.tests_dir) if args.tests_dir else None
+    if tests is None:
+        for candidate in (Path.cwd() / "tests", template_dir(config) / "tests"):
+            if candidate.is_dir():
+                tests = candidate
+                break
+    if tests is None:
+        print("No public tests found: pass --tests-dir", file=sys.stderr)
+        return 2
+    pytest_args = [str(tests), "-p", "no:cacheprovider", "--assignment", config.name, "--rootdir", str(tests.parent)]
+    if args.submission:
+        pytest_args += ["--submission", str(Path(args.submission).resolve())]
+    if args.isolated:
+        pytest_args.append("--isolated")
+    return int(pytest.main(pytest_args + list(args.pytest_args)))
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from autograder.templates import check_release, write_release
+
+    names = args.assignments or available_assignments()
+    if args.check:
+        problems = [p for name in names for p in check_release(load_config(name))]
+        for problem in problems:
+            print(problem)
+        print("templates are up to date" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    for name in names:
+        for path in write_release(load_config(name)):
+            print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    grade = sub.add_parser("grade", help="grade submissions (each in an isolated worker)")
+    grade.add_argument("assignment")
+    grade.add_argument("submissions", nargs="+", help="files (.py/.ipynb/.zip) or folders, one per student")
+    grade.add_argument("--out", required=True, help="output folder: <submission>/results.json and gradebook.csv")
+    grade.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    grade.add_argument("--seed", type=int, default=None, help="grading seed (default: the assignment's)")
+    grade.add_argument("--tests-dir", help="grading tests (default: grading_tests/<assignment>)")
+    grade.add_argument("--quiet", action="store_true")
+    grade.set_defaults(func=_cmd_grade)
+
+    check = sub.add_parser("check", help="run the public tests on your own work")
+    check.add_argument("submission", nargs="?", help="your .py or .ipynb (default: found next to tests/)")
+    check.add_argument("--assignment", default="autoencoder")
+    check.add_argument("--tests-dir")
+    check.add_argument("--isolated", action="store_true", help="run your code in a separate process, like the grader")
+    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments (after --)")
+    check.set_defaults(func=_cmd_check)
+
+    release = sub.add_parser("release", help="regenerate student templates from the solutions")
+    release.add_argument("assignments", nargs="*")
+    release.add_argument("--check", action="store_true", help="only verify that committed templates are current")
+    release.set_defaults(func=_cmd_release)
+
+    listing = sub.add_parser("list", help="list assignments")
+    listing.set_defaults(func=lambda a: print("\n".join(available_assignments())) or 0)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

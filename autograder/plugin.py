@@ -1,0 +1,393 @@
+"""The pytest plugin that turns plain pytest files into graded tests.
+
+A grading test declares its points, its visibility and (optionally) its time budget::
+
+    @pytest.mark.points(2)
+    @pytest.mark.public            # students get this test; @pytest.mark.hidden otherwise
+    @pytest.mark.budget(20)        # seconds; default from assignment.toml
+    def test_latent_shape(sub, device):
+        \"\"\"The encoder maps (B, 64) inputs to (B, m) codes with m < 64.\"\"\"
+        model = sub.Autoencoder(64, 8)
+        ...
+
+Fixtures: ``sub`` (the student's module, through the proxy), ``worker`` (the session: ``vjp``,
+``parameter_grads``, ``import_course``), ``device`` (``torch.device`` chosen by the grader),
+``grading_seed`` and ``partial_credit``. Before every test the plugin seeds ``random``, numpy and
+torch in both processes with the run's seed, and sets the deadline for the student's code.
+
+The plugin is inert unless a submission is given (``--submission``, or ``--prepared-workdir`` when
+the grading driver runs it) or the ini file names an assignment (``autograder_assignment``, as in
+the student template, where the submission is found next to the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from autograder import __version__
+from autograder.errors import StudentCodeError, SubmissionError
+from autograder.results import TestResult
+from autograder.worker import seed_everything
+
+STATE_KEY = pytest.StashKey["GradingState"]()
+FAILURE_KEY = pytest.StashKey[dict]()
+PARTIAL_KEY = pytest.StashKey[list]()
+OUTPUT_KEY = pytest.StashKey[str]()
+
+MARKERS = [
+    "points(n): how many points the test is worth",
+    "public: the test is given to students and its feedback shows in full",
+    "hidden: the test is kept from students; its feedback never shows its code",
+    "budget(seconds): wall-clock budget for the student's code in this test",
+    "cuda: the test needs a CUDA device; skipped (worth 0) elsewhere",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autograder", "grading a student submission")
+    group.addoption("--submission", help="student script, notebook, folder or zip to test")
+    group.addoption("--assignment", help="assignment name (default: the ini option autograder_assignment)")
+    group.addoption("--isolated", action="store_true",
+                    help="run the student's code in a separate worker process, as the grader does")
+    group.addoption("--grading-device", default="auto", choices=["auto", "cpu", "cuda"], help="device for the tests")
+    group.addoption("--grading-seed", type=int, default=None, help="seed (default: the assignment's)")
+    group.addoption("--results-json", help="write the per-test results to this JSON file")
+    # Used by the grading driver, which has already prepared a clean working directory.
+    group.addoption("--prepared-workdir", help=argparse_suppress())
+    group.addoption("--entry", help=argparse_suppress())
+    group.addoption("--submission-error", help=argparse_suppress())
+    parser.addini("autograder_assignment", "assignment these tests belong to (student template)")
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+class GradingState:
+    """Everything the plugin knows about the current grading run."""
+
+    def __init__(self, config: pytest.Config):
+        from autograder.config import load_config
+
+        opt = config.getoption
+        self.pytest_config = config
+        name = opt("--assignment") or config.getini("autograder_assignment")
+        if not name:
+            raise pytest.UsageError("autograder: give --assignment (or set autograder_assignment in the ini file)")
+        self.assignment = load_config(name)
+        self.seed = opt("--grading-seed") if opt("--grading-seed") is not None else self.assignment.seed
+        wanted = opt("--grading-device")
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise pytest.UsageError("autograder: --grading-device cuda was asked for but CUDA is not available")
+        self.device = torch.device("cuda" if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()) else "cpu")
+        self.results_path = Path(opt("--results-json")) if opt("--results-json") else None
+        self.results: list[TestResult] = []
+        self.started = time.monotonic()
+        self.submission_error: str | None = opt("--submission-error")
+        self.notes: list[str] = []
+        self.worker_info: dict = {}
+        self._session = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+        workdir, entry = opt("--prepared-workdir"), opt("--entry")
+        self.isolated = bool(opt("--isolated") or workdir)
+        if workdir:
+            self.workdir, self.entry = Path(workdir), entry
+        else:
+            self.workdir, self.entry = self._locate_submission(config)
+
+    def _locate_submission(self, config: pytest.Config) -> tuple[Path | None, str | None]:
+        from autograder.submission import prepare_submission
+
+        given = config.getoption("--submission")
+        if given:
+            source = Path(given).resolve()
+        else:  # student template: the newest of autoencoder.py / autoencoder.ipynb next to tests/
+            candidates = [Path(config.rootpath) / f for f in self.assignment.files]
+            existing = [p for p in candidates if p.is_file()]
+            if not existing:
+                self.submission_error = f"No submission found: expected one of {', '.join(map(str, candidates))}."
+                return None, None
+            source = max(existing, key=lambda p: p.stat().st_mtime)
+        if not self.isolated and source.suffix == ".py":
+            return source.parent, source.name  # import in place: tracebacks point at the student's file
+        self._tmp = tempfile.TemporaryDirectory(prefix="autograder-")
+        prepared = prepare_submission(source, Path(self._tmp.name), self.assignment.files, self.assignment.module)
+        self.notes += prepared.notes
+        self.submission_error = prepared.error
+        return prepared.workdir, prepared.entry
+
+    @property
+    def session(self):
+        from autograder.remote import InProcessBackend, Session, SubprocessBackend
+        from autograder.sandbox import Limits
+
+        if self._session is None:
+            if self.isolated:
+                limits = Limits(memory_mb=self.assignment.memory_mb, threads=self.assignment.threads,
+                                user=os.environ.get("AUTOGRADER_WORKER_USER"))
+                backend = SubprocessBackend(self.workdir, limits, device=self.device.type)
+            else:
+                backend = InProcessBackend(self.workdir)
+            self._session = Session(backend, entry=self.entry, module_name=self.assignment.module)
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _state(config: pytest.Config) -> GradingState | None:
+    return config.stash.get(STATE_KEY, None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    active = (config.getoption("--submission") or config.getoption("--prepared-workdir")
+              or config.getoption("--submission-error") or config.getini("autograder_assignment"))
+    if active:
+        config.stash[STATE_KEY] = GradingState(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = _state(config)
+    if state is None:
+        return []
+    mode = "isolated worker process" if state.isolated else "in-process (local mode)"
+    where = f"{state.workdir / state.entry}" if state.entry else "no submission"
+    return [f"autograder: {state.assignment.name}: {where}; {mode}; device {state.device}; seed {state.seed}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    if state is None:
+        return
+    problems = []
+    for item in items:
+        points = item.get_closest_marker("points")
+        public, hidden = item.get_closest_marker("public"), item.get_closest_marker("hidden")
+        if points is None or not points.args or bool(public) == bool(hidden):
+            problems.append(item.nodeid)
+        if item.get_closest_marker("cuda") and state.device.type != "cuda":
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+    if problems:
+        raise pytest.UsageError(
+            "autograder: every grading test needs @pytest.mark.points(n) and exactly one of "
+            "@pytest.mark.public / @pytest.mark.hidden. Missing on: " + ", ".join(problems)
+        )
+    files: dict[str, int] = {}
+    for item in items:
+        file_number = files.setdefault(str(item.path), len(files) + 1)
+        count = sum(1 for other in items[: items.index(item)] if str(other.path) == str(item.path))
+        item.user_properties.append(("number", f"{file_number}.{count + 1}"))
+    if state.results_path:
+        _append_partial(state, {"collected": [item.nodeid for item in items]})
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+def _require_state(request: pytest.FixtureRequest) -> GradingState:
+    state = _state(request.config)
+    if state is None:
+        raise pytest.UsageError("autograder fixtures need a submission: run with --submission PATH")
+    return state
+
+
+@pytest.fixture(scope="session")
+def grading_state(request: pytest.FixtureRequest) -> GradingState:
+    return _require_state(request)
+
+
+@pytest.fixture
+def worker(grading_state: GradingState):
+    """The session with the student's worker: ``vjp``, ``parameter_grads``, ``import_course``."""
+    return grading_state.session
+
+
+@pytest.fixture
+def sub(grading_state: GradingState):
+    """The student's module. Attribute access, calls and indexing are forwarded to it."""
+    return grading_state.session.module
+
+
+@pytest.fixture(scope="session")
+def device(grading_state: GradingState) -> torch.device:
+    return grading_state.device
+
+
+@pytest.fixture(scope="session")
+def grading_seed(grading_state: GradingState) -> int:
+    return grading_state.seed
+
+
+@pytest.fixture
+def partial_credit(request: pytest.FixtureRequest):
+    """``partial_credit(fraction, note)``: the share of the points the test earns if it passes."""
+    def record(fraction: float, note: str = "") -> None:
+        request.node.stash[PARTIAL_KEY] = [max(0.0, min(1.0, float(fraction))), note]
+    return record
+
+
+@pytest.fixture(autouse=True)
+def _autograder_per_test(request: pytest.FixtureRequest):
+    state = _state(request.config)
+    if state is None:
+        yield
+        return
+    if state.submission_error:
+        raise SubmissionError(state.submission_error)
+    seed_everything(state.seed)
+    session = state.session
+    marker = request.node.get_closest_marker("budget")
+    test_budget = float(marker.args[0]) if marker else state.assignment.test_seconds
+    left = state.assignment.submission_seconds - (time.monotonic() - state.started)
+    if left <= 0:
+        session.budget_exhausted = state.assignment.submission_seconds
+    session.deadline = time.monotonic() + max(0.0, min(test_budget, left))
+    session.set_seed(state.seed)
+    if not state.worker_info:
+        state.worker_info = session.hello()
+    mark = session.output_mark()
+    yield
+    request.node.stash[OUTPUT_KEY] = session.output_since(mark)
+    session.deadline = None
+
+
+# -- results -----------------------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    state = _state(item.config)
+    if state is None:
+        return
+    failures = item.stash.setdefault(FAILURE_KEY, {})
+    if (report.failed or report.skipped) and "first" not in failures:
+        failures["first"] = (report.when, call.excinfo, report)
+    if report.when == "call":
+        failures["call_passed"] = report.passed
+    failures["duration"] = failures.get("duration", 0.0) + report.duration
+    if report.when == "teardown":
+        result = _build_result(item, state, failures)
+        state.results.append(result)
+        if state.results_path:
+            _append_partial(state, {"result": result.__dict__})
+
+
+def _build_result(item: pytest.Item, state: GradingState, failures: dict) -> TestResult:
+    points = float(item.get_closest_marker("points").args[0])
+    hidden = item.get_closest_marker("hidden") is not None
+    visibility = state.assignment.hidden_visibility if hidden else "visible"
+    number = dict(item.user_properties).get("number", "")
+    doc = (getattr(item, "obj", None).__doc__ or "").strip() if getattr(item, "obj", None) else ""
+    result = TestResult(name=item.name, nodeid=item.nodeid, number=number, max_score=points,
+                        visibility=visibility, duration=failures.get("duration", 0.0))
+    first = failures.get("first")
+    lines = [f"**Checks:** {doc}"] if doc else []
+    if first is None and failures.get("call_passed"):
+        fraction, note = item.stash.get(PARTIAL_KEY, [1.0, ""])
+        result.status, result.score = "passed", round(points * fraction, 4)
+        if note:
+            lines.append(note)
+        lines.append("Passed." if fraction == 1.0 else f"Partial credit: {fraction:.0%} of the points.")
+    elif first is not None and first[2].skipped:
+        result.status, result.max_score = "skipped", 0.0
+        lines.append(f"Skipped: {_skip_reason(first[2])}")
+    else:
+        lines.append(_failure_feedback(first, hidden))
+        output = item.stash.get(OUTPUT_KEY, "")
+        if output.strip():
+            lines.append(f"Output of your code during this test:\n```\n{output.rstrip()}\n```")
+    result.output = "\n\n".join(lines)
+    return result
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _failure_feedback(first, hidden: bool) -> str:
+    """What the student reads when a test fails. Hidden tests never show test code."""
+    if first is None:
+        return "Failed."
+    _, excinfo, report = first
+    exc = excinfo.value if excinfo is not None else None
+    if isinstance(exc, StudentCodeError):
+        return exc.feedback()
+    if isinstance(exc, SubmissionError):
+        return str(exc)
+    if isinstance(exc, AssertionError):
+        message = str(exc)
+        if hidden:
+            message = message.split("\nassert ")[0].strip()
+            if message.startswith("assert ") or not message:
+                message = "A hidden check failed."
+        return f"Failed: {message}"
+    if exc is not None and type(exc).__name__ == "Failed":  # pytest.fail(...)
+        return f"Failed: {exc}"
+    if exc is not None:
+        detail = f"{type(exc).__name__}: {exc}"
+        return ("The test could not use what your code returned or did "
+                f"({detail[:1500]}). Check the types and shapes the handout asks for.")
+    return "Failed." if hidden else f"Failed:\n```\n{str(report.longrepr)[-2000:]}\n```"
+
+
+def _append_partial(state: GradingState, record: dict) -> None:
+    path = state.results_path.with_suffix(".partial.jsonl")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    if state is None:
+        return
+    if state.results_path:
+        from autograder.results import write_atomic
+
+        payload = {
+            "tests": [r.__dict__ for r in state.results],
+            "seed": state.seed,
+            "device": str(state.device),
+            "notes": state.notes,
+            "error": state.submission_error,
+            "versions": {
+                "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+                "autograder": __version__, "worker": state.worker_info, "isolated": state.isolated,
+            },
+        }
+        write_atomic(state.results_path, json.dumps(payload, indent=2))
+    state.close()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    if state is None or not state.results:
+        return
+    total = sum(r.score for r in state.results)
+    maximum = sum(r.max_score for r in state.results)
+    terminalreporter.section("autograder")
+    for note in state.notes:
+        terminalreporter.write_line(f"note: {note}")
+    for r in state.results:
+        terminalreporter.write_line(f"{r.status:>7}  {r.score:g}/{r.max_score:g}  {r.name}")
+    terminalreporter.write_line(f"score on these tests: {total:g} / {maximum:g}")

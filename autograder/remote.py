@@ -1,0 +1,309 @@
+"""The grader's view of a submission: a session that sends requests to a worker, and proxies that
+make the student's code look local to a test.
+
+    model = sub.Autoencoder(64, 8)     # the model is built and stays in the worker
+    z = model.encode(x)                # x travels by value, z comes back as a plain tensor
+
+Every value that comes back is a real ``torch.Tensor``/``int``/``list``... rebuilt by the trusted
+decoder; objects that cannot travel by value come back as ``RemoteObject`` handles, which forward
+attribute access, calls, indexing, ``len`` and iteration, and nothing else: they have no truth
+value and compare by identity, so a student object with a rigged ``__eq__`` gains nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from autograder import protocol
+from autograder.errors import (BudgetExhausted, MissingName, StudentCodeError, SubmissionError,
+                               WorkerCrashed, WorkerTimeout)
+from autograder.sandbox import Limits, WorkerProcess
+
+
+class SubprocessBackend:
+    """Runs requests in an isolated worker process; starts a fresh one after a crash or timeout."""
+
+    def __init__(self, workdir: Path, limits: Limits | None = None, device: str = "cpu"):
+        self.workdir = Path(workdir)
+        self.limits = limits or Limits()
+        self.device = device
+        self.generation = 0
+        self.process: WorkerProcess | None = None
+        self.restarts = 0
+
+    def ensure_started(self) -> bool:
+        """Start a worker if none is running. Returns True if a new one was started."""
+        if self.process is not None and self.process.alive:
+            return False
+        if self.process is not None:
+            self.process.kill()
+            self.restarts += 1
+        self.generation += 1
+        self.process = WorkerProcess(self.workdir, self.generation, self.limits, self.device)
+        return True
+
+    def request(self, frame: bytes, timeout: float | None) -> bytes:
+        self.ensure_started()
+        return self.process.request(frame, timeout)
+
+    def output_mark(self) -> int:
+        return self.process.output.total if self.process else 0
+
+    def output_since(self, mark: int) -> str:
+        return self.process.output.since(mark) if self.process else ""
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.close()
+
+
+class InProcessBackend:
+    """Runs requests in this process (local mode for students: debuggers and prints just work).
+
+    Frames still go through the same encoder and decoder, so tests see identical values."""
+
+    def __init__(self, workdir: Path):
+        import os
+        import sys
+
+        from autograder.worker import WorkerServer
+
+        os.environ["AUTOGRADER_IN_PROCESS"] = "1"
+        self.generation = 1
+        self.server = WorkerServer(generation=1, submission_root=Path(workdir))
+        if str(self.server.submission_root) not in sys.path:
+            sys.path.insert(0, str(self.server.submission_root))
+
+    def ensure_started(self) -> bool:
+        return False
+
+    def request(self, frame: bytes, timeout: float | None) -> bytes:
+        return self.server.handle_frame(frame)
+
+    def output_mark(self) -> int:
+        return 0
+
+    def output_since(self, mark: int) -> str:
+        return ""  # output went straight to the terminal
+
+    def close(self) -> None:
+        pass
+
+
+class Session:
+    """A conversation with one submission's worker.
+
+    ``deadline`` (a ``time.monotonic()`` value) bounds every request; the pytest plugin moves it
+    at the start of each test to min(test budget, what is left of the submission budget).
+    """
+
+    def __init__(self, backend, entry: str | None = None, module_name: str = "submission"):
+        self.backend = backend
+        self.entry = entry
+        self.module_name = module_name
+        self.deadline: float | None = None
+        self.budget_exhausted: float | None = None
+        self._module: RemoteObject | None = None
+        self._module_generation = -1
+        self._load_error: SubmissionError | None = None
+        self._pending_release: list[int] = []
+        self.seed: int | None = None
+
+    # -- low level --------------------------------------------------------------------------
+    def _timeout(self) -> float | None:
+        if self.budget_exhausted is not None:
+            raise BudgetExhausted(self.budget_exhausted)
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkerTimeout(0.0)
+        return remaining
+
+    def request(self, op: str, **args: Any) -> Any:
+        timeout = self._timeout()
+        if self.backend.ensure_started():
+            self._on_new_worker()
+            timeout = self._timeout()
+        if self._pending_release:
+            ids, self._pending_release = self._pending_release, []
+            self._raw_request("release", {"ids": ids}, timeout)
+        return self._raw_request(op, args, timeout)
+
+    def _raw_request(self, op: str, args: dict, timeout: float | None) -> Any:
+        encoder = protocol.Encoder(make_handle=self._ref_for)
+        frame = protocol.pack({"op": op, "args": encoder.encode(args)}, encoder)
+        answer = self.backend.request(frame, timeout)
+        try:
+            header, blob = protocol.unpack(answer)
+            decoder = protocol.Decoder(blob, make_remote=self._make_remote)
+            if header.get("ok") is True:
+                return decoder.decode(header.get("value"))
+            error = header.get("error")
+            if not isinstance(error, dict):
+                raise protocol.ProtocolError("malformed error")
+        except protocol.ProtocolError as exc:
+            raise SubmissionError(f"The process running your code sent a malformed answer ({exc}).") from None
+        raise StudentCodeError(str(error.get("type", "Exception")), str(error.get("message", "")),
+                               str(error.get("traceback", "")))
+
+    def _ref_for(self, value: Any) -> dict:
+        if isinstance(value, RemoteObject):
+            info = object.__getattribute__(value, "_info")
+            if info.generation != self.backend.generation:
+                raise SubmissionError(
+                    "An object from your code was lost because the process running it was restarted "
+                    "after an earlier failure (crash or time-out)."
+                )
+            return {"t": "ref", "id": info.id, "gen": info.generation}
+        raise TypeError(f"cannot send a {type(value).__name__} to the worker")
+
+    def _make_remote(self, info: protocol.HandleInfo) -> RemoteObject:
+        proxy = RemoteObject(self, info)
+        weakref.finalize(proxy, self._release_later, info.id, info.generation)
+        return proxy
+
+    def _release_later(self, handle_id: int, generation: int) -> None:
+        if generation == self.backend.generation:
+            self._pending_release.append(handle_id)
+
+    def _on_new_worker(self) -> None:
+        """A fresh worker (first start or restart): seed it and re-import the submission."""
+        self._pending_release.clear()
+        self._module = None
+        timeout = self._timeout()
+        if self.seed is not None:
+            self._raw_request("seed", {"seed": self.seed}, timeout)
+        if self.entry is not None:
+            self._import_submission(timeout)
+
+    def _import_submission(self, timeout: float | None) -> None:
+        try:
+            self._module = self._raw_request("load", {"path": self.entry, "module_name": self.module_name}, timeout)
+            self._module_generation = self.backend.generation
+            self._load_error = None
+        except StudentCodeError as exc:
+            self._load_error = SubmissionError(
+                f"Your submission could not be imported, so this test could not run.\n\n{exc.feedback()}"
+            )
+        except WorkerCrashed as exc:
+            self._load_error = SubmissionError(f"Your submission could not be imported. {exc}")
+        except WorkerTimeout as exc:
+            self._load_error = SubmissionError(f"Importing your submission took too long. {exc}")
+
+    # -- what tests use ---------------------------------------------------------------------
+    @property
+    def module(self) -> RemoteObject:
+        """The student's module, imported in the worker (once per worker process)."""
+        timeout = self._timeout()
+        if self.backend.ensure_started():
+            self._on_new_worker()
+        elif self._module is None and self._load_error is None:
+            self._import_submission(timeout)
+        if self._load_error is not None:
+            raise self._load_error
+        return self._module
+
+    def set_seed(self, seed: int) -> None:
+        """Seed the worker's random, numpy and torch generators (before every test)."""
+        self.seed = seed
+        self.request("seed", seed=seed)
+
+    def hello(self) -> dict:
+        return self.request("hello")
+
+    def import_course(self, module: str, attribute: str | None = None) -> Any:
+        """Get course code (``assignments.*``) into the worker, e.g. a fixed classifier."""
+        return self.request("import", module=module, attribute=attribute)
+
+    def vjp(self, fn: RemoteObject, *args: Any, wrt: tuple = (0,), output_index: Any = None,
+            grad_output: Any = None, **kwargs: Any) -> tuple[Any, list]:
+        """Call student function ``fn`` in the worker and differentiate it there.
+
+        Returns ``(output, grads)``: the output by value and, for each argument named in ``wrt``
+        (positions or keyword names), the gradient of ``sum(output * grad_output)`` with respect
+        to it, or None where the output does not depend on it. ``grad_output`` defaults to ones.
+        """
+        answer = self.request("vjp", fn=fn, args=tuple(args), kwargs=kwargs, wrt=list(wrt),
+                              output_index=output_index, grad_output=grad_output)
+        return answer["output"], answer["grads"]
+
+    def parameter_grads(self, module: RemoteObject, fn: RemoteObject, *args: Any, **kwargs: Any) -> dict:
+        """Gradients of the scalar ``fn(*args)`` with respect to every parameter of ``module``."""
+        return self.request("parameter_grads", module=module, fn=fn, args=tuple(args), kwargs=kwargs)
+
+    def output_mark(self) -> int:
+        return self.backend.output_mark()
+
+    def output_since(self, mark: int) -> str:
+        return self.backend.output_since(mark)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class RemoteObject:
+    """A handle to an object in the worker, usable like the object for the common operations."""
+
+    __slots__ = ("_session", "_info", "__weakref__")
+
+    def __init__(self, session: Session, info: protocol.HandleInfo):
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_info", info)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        session: Session = object.__getattribute__(self, "_session")
+        info: protocol.HandleInfo = object.__getattribute__(self, "_info")
+        try:
+            return session.request("getattr", obj=self, name=name)
+        except StudentCodeError as exc:
+            if exc.type_name == "AttributeError":
+                if info.kind == "module":
+                    raise MissingName(name) from None
+                raise MissingName(name, kind=f"attribute of {info.type_name}:") from None
+            raise
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__getattribute__(self, "_session").request("setattr", obj=self, name=name, value=value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return object.__getattribute__(self, "_session").request("call", obj=self, args=args, kwargs=kwargs)
+
+    def __getitem__(self, key: Any) -> Any:
+        return object.__getattribute__(self, "_session").request("getitem", obj=self, key=key)
+
+    def __len__(self) -> int:
+        try:
+            return object.__getattribute__(self, "_session").request("len", obj=self)
+        except StudentCodeError as exc:
+            if exc.type_name == "TypeError":  # no len(): list(proxy) relies on this being a TypeError
+                raise TypeError(exc.message) from None
+            raise
+
+    def __iter__(self):
+        return iter(object.__getattribute__(self, "_session").request("iter", obj=self))
+
+    def __bool__(self) -> bool:
+        raise TypeError("an object living in the student's process has no truth value here; compare values")
+
+    def __repr__(self) -> str:
+        info = object.__getattribute__(self, "_info")
+        return f"<remote {info.kind} {info.type_name}>"
+
+    # Comparison stays identity-based (object's defaults), never forwarded to student code.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+
+def remote_info(obj: RemoteObject) -> protocol.HandleInfo:
+    """Metadata of a handle (its kind and type name) without a round trip."""
+    return object.__getattribute__(obj, "_info")
+
+
+def is_remote(obj: Any) -> bool:
+    return isinstance(obj, RemoteObject)

@@ -1,0 +1,187 @@
+"""Starting, watching and killing the worker process that runs a student's code.
+
+The worker is a fresh interpreter (``python -I``: spawned, not forked, so it is safe with CUDA and
+inherits nothing from the grader's memory), started in a clean working directory holding only the
+submission, with a scrubbed environment, in its own process group (so everything it starts is
+killed with it), with resource limits set before any student code runs, and, when the grader runs
+as root and a user is configured, as that unprivileged user. Its stdout and stderr are drained by
+a thread that keeps a bounded tail, so flooding the output cannot fill memory or block it.
+Requests and answers travel on two dedicated pipes, never on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from autograder.errors import WorkerCrashed, WorkerTimeout
+
+MAX_FRAME_BYTES = 2 * 1024**3
+
+
+@dataclass
+class Limits:
+    """Resource limits for one worker process."""
+
+    memory_mb: int | None = 6144  # address space; torch alone maps ~3.2 GB. Not applied on CUDA.
+    max_file_mb: int | None = 512  # largest file the worker may write
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    user: str | None = None  # run as this user when the grader is root (Gradescope)
+
+
+class OutputLog:
+    """Bounded record of what the worker printed: the total size and the last ``keep`` bytes."""
+
+    def __init__(self, keep: int = 64 * 1024):
+        self.keep = keep
+        self.total = 0
+        self._tail = bytearray()
+        self._lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            self.total += len(chunk)
+            self._tail += chunk
+            if len(self._tail) > self.keep:
+                del self._tail[: len(self._tail) - self.keep]
+
+    def since(self, mark: int, limit: int = 2000) -> str:
+        """Text printed after ``mark`` (a previous ``total``), at most ``limit`` chars (the end)."""
+        with self._lock:
+            new = self.total - mark
+            if new <= 0:
+                return ""
+            text = bytes(self._tail[-min(new, len(self._tail)):]).decode("utf-8", "replace")
+        if len(text) > limit:
+            text = "[...]\n" + text[-limit:]
+        return text
+
+
+def worker_environment(device: str, threads: int | None) -> dict[str, str]:
+    """A minimal environment: no tokens, credentials or grader paths leak to student code."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": ".",
+        "TMPDIR": "tmp",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "MPLBACKEND": "Agg",  # plt.show() in a notebook must not try to open a window
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS
+    }
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    elif "CUDA_VISIBLE_DEVICES" in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    return env
+
+
+class WorkerProcess:
+    """One running worker. Not restartable: the backend makes a new one (a new generation)."""
+
+    def __init__(self, workdir: Path, generation: int, limits: Limits, device: str = "cpu"):
+        self.workdir = Path(workdir)
+        self.generation = generation
+        self.output = OutputLog()
+        (self.workdir / "tmp").mkdir(exist_ok=True)
+        req_read, req_write = os.pipe()
+        resp_read, resp_write = os.pipe()
+        memory = limits.memory_mb if device == "cpu" else None  # CUDA maps huge address ranges
+        cmd = [
+            sys.executable, "-I", "-c", "from autograder.worker import main; main()",
+            "--fd-in", str(req_read), "--fd-out", str(resp_write), "--generation", str(generation),
+            "--memory-mb", str(memory or 0), "--max-file-mb", str(limits.max_file_mb or 0),
+            "--threads", str(limits.threads or 0),
+        ]
+        kwargs = {}
+        if limits.user and os.geteuid() == 0:
+            kwargs["user"] = limits.user
+            kwargs["group"] = limits.user
+            kwargs["extra_groups"] = []
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.workdir, env=worker_environment(device, limits.threads),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(req_read, resp_write), start_new_session=True, **kwargs,
+            )
+        finally:
+            os.close(req_read)
+            os.close(resp_write)
+        self._requests = Connection(req_write, readable=False)
+        self._responses = Connection(resp_read, writable=False)
+        self._drain = threading.Thread(target=self._drain_output, daemon=True)
+        self._drain.start()
+
+    def _drain_output(self) -> None:
+        stream = self.proc.stdout
+        while True:
+            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+            if not chunk:
+                break
+            self.output.feed(chunk)
+
+    def request(self, frame: bytes, timeout: float | None) -> bytes:
+        """Send one request and wait for its answer, killing the worker if it takes too long."""
+        try:
+            self._requests.send_bytes(frame)
+            ready = self._responses.poll(None if timeout is None else max(timeout, 0.0))
+        except (BrokenPipeError, OSError, EOFError):
+            raise self._crashed() from None
+        if not ready:
+            self.kill()
+            raise WorkerTimeout(timeout or 0.0)
+        try:
+            return self._responses.recv_bytes(MAX_FRAME_BYTES)
+        except (EOFError, OSError):
+            raise self._crashed() from None
+
+    def _crashed(self) -> WorkerCrashed:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        return WorkerCrashed(code, self.output.since(0, limit=1500))
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started (its whole process group)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for conn in (self._requests, self._responses):
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self._drain.join(timeout=2)
+
+    def close(self) -> None:
+        """Ask the worker to stop, then make sure it and its children are gone."""
+        if self.alive:
+            try:
+                self._requests.send_bytes(b"shutdown")
+                self.proc.wait(timeout=3)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()

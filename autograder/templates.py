@@ -1,0 +1,157 @@
+"""Student templates, generated from the reference solutions (the single source of truth).
+
+Solutions use otter-grader's markers, so otter users feel at home:
+
+* ``# BEGIN SOLUTION`` ... ``# END SOLUTION``: the block becomes a stub that raises
+  ``NotImplementedError`` (``# BEGIN SOLUTION NO PROMPT``: the block is simply removed);
+* ``value = expression  # SOLUTION``: becomes ``value = ...``; any other line ending in
+  ``# SOLUTION`` becomes ``...``.
+
+otter-grader's own ``replace_solutions`` is not used: it can only emit ``...`` (a function whose
+body is ``...`` returns None, which gives students a confusing failure far from the cause), and
+otter-grader pulls in a large dependency tree (nbconvert, pandas, docker clients) that a grader
+image does not need. The markers and their meaning are the same.
+
+A release of an assignment is: the template as a script and as a notebook (jupytext), the public
+tests (test files whose tests are all marked public), a pytest.ini so that ``pytest`` finds the
+student's file, and the handout.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import jupytext
+
+from autograder.config import AssignmentConfig
+
+STUB_MESSAGE = "not implemented yet: replace this line with your code"
+_BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(\s+NO PROMPT)?\s*$")
+_END = re.compile(r"^\s*# END SOLUTION\s*$")
+_LINE = re.compile(r"^(\s*)(.*?)\s*# SOLUTION\s*$")
+_ASSIGNMENT = re.compile(r"^([\w.\[\], ]+?\s*(?::[^=]+)?=)(?!=)\s*.+$")
+MARKER_WORDS = ("BEGIN SOLUTION", "END SOLUTION", "# SOLUTION")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def strip_solutions(source: str) -> str:
+    """Replace every solution region of ``source`` by a stub (see the module docstring)."""
+    out: list[str] = []
+    in_block = False
+    for number, line in enumerate(source.splitlines(), start=1):
+        begin = _BEGIN.match(line)
+        if begin:
+            if in_block:
+                raise TemplateError(f"line {number}: BEGIN SOLUTION inside another solution block")
+            in_block = True
+            if not begin.group(2):
+                out.append(f'{begin.group(1)}raise NotImplementedError("{STUB_MESSAGE}")')
+            continue
+        if _END.match(line):
+            if not in_block:
+                raise TemplateError(f"line {number}: END SOLUTION without BEGIN SOLUTION")
+            in_block = False
+            continue
+        if in_block:
+            continue
+        single = _LINE.match(line)
+        if single:
+            indent, code = single.groups()
+            assignment = _ASSIGNMENT.match(code)
+            out.append(f"{indent}{assignment.group(1)} ..." if assignment else f"{indent}...")
+            continue
+        out.append(line)
+    if in_block:
+        raise TemplateError("a BEGIN SOLUTION block is never closed")
+    return "\n".join(out) + "\n"
+
+
+def script_to_notebook(script: str) -> str:
+    """A jupytext percent-format script as an .ipynb document (deterministic)."""
+    notebook = jupytext.reads(script, fmt="py:percent")
+    notebook.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return jupytext.writes(notebook, fmt="ipynb")
+
+
+def solution_path(config: AssignmentConfig) -> Path:
+    return config.repo_root / "solutions" / config.name / f"{config.module}.py"
+
+
+def template_dir(config: AssignmentConfig) -> Path:
+    return config.repo_root / "student_template" / config.name
+
+
+def public_test_files(config: AssignmentConfig) -> list[Path]:
+    return sorted((config.repo_root / "grading_tests" / config.name).glob("test_public*.py"))
+
+
+def _check_public(path: Path) -> None:
+    """Every test in a file given to students must be marked public; none may be hidden."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+            marks = {ast.unparse(d) for d in node.decorator_list}
+            if "pytest.mark.public" not in marks or any("hidden" in m for m in marks):
+                raise TemplateError(f"{path.name}::{node.name} is in a public test file but is not marked public")
+
+
+def render_release(config: AssignmentConfig) -> dict[str, str]:
+    """Every file of the student template, as {relative path: content}."""
+    solution = solution_path(config).read_text(encoding="utf-8")
+    script = strip_solutions(solution)
+    ast.parse(script)  # the template must stay valid Python
+    files = {
+        f"{config.module}.py": script,
+        f"{config.module}.ipynb": script_to_notebook(script),
+        "pytest.ini": (
+            "# Lets `pytest` (run in this folder) test your notebook or script with the public tests.\n"
+            "# The newer of the two files is tested. See README.md.\n"
+            f"[pytest]\nautograder_assignment = {config.name}\ntestpaths = tests\naddopts = -p no:cacheprovider\n"
+        ),
+    }
+    handout = config.course_dir / "README.md"
+    if handout.is_file():
+        files["README.md"] = handout.read_text(encoding="utf-8")
+    for test_file in public_test_files(config):
+        _check_public(test_file)
+        files[f"tests/{test_file.name}"] = test_file.read_text(encoding="utf-8")
+    return files
+
+
+def write_release(config: AssignmentConfig) -> list[Path]:
+    target = template_dir(config)
+    written = []
+    for rel, content in render_release(config).items():
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def check_release(config: AssignmentConfig) -> list[str]:
+    """Differences between the committed template and a fresh generation, and any leak."""
+    problems = []
+    target = template_dir(config)
+    for rel, content in render_release(config).items():
+        path = target / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing (run `nox -s release`)")
+        elif path.read_text(encoding="utf-8") != content:
+            problems.append(f"{path}: differs from what the solution generates (run `nox -s release`)")
+    for path in target.rglob("*"):
+        if path.is_file() and path.suffix in (".py", ".ipynb"):
+            text = path.read_text(encoding="utf-8")
+            if any(word in text for word in MARKER_WORDS):
+                problems.append(f"{path}: contains a solution marker")
+            if "pytest.mark.hidden" in text:
+                problems.append(f"{path}: contains a hidden test")
+    return problems
