@@ -3,6 +3,7 @@
     autograder grade ASSIGNMENT SUBMISSION... --out DIR    grade, write results.json + gradebook.csv
     autograder check [SUBMISSION] [--assignment NAME]       a student's public tests, locally
     autograder release [ASSIGNMENT...] [--check]            regenerate (or verify) student templates
+    autograder demo [ASSIGNMENT...] --out DIR               grade the example submissions, check verdicts
     autograder list                                          the assignments this checkout has
 """
 
@@ -42,6 +43,37 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"Results: {Path(args.out) / '<submission>' / 'results.json'}; gradebook: {Path(args.out) / 'gradebook.csv'}")
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Build each assignment's examples (reference, blank template, known-bad), grade them and
+    compare every verdict with what the example expects."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from autograder.examples import build_examples, verdict
+    from autograder.grading import grade_batch
+
+    console = Console(highlight=False)
+    mismatches = 0
+    for name in args.assignments or available_assignments():
+        config = load_config(name)
+        out = Path(args.out) / name
+        examples = build_examples(config, out / "submissions")
+        results = grade_batch(config, [e.path for e in examples], out / "results", device=args.device)
+        table = Table(title=f"{name}: example submissions (results in {out / 'results'})")
+        for column in ("submission", "score", "failed tests", "as expected"):
+            table.add_column(column)
+        for example, result in zip(examples, results):
+            problem = verdict(example, result)
+            mismatches += problem is not None
+            failed = [t.name for t in result.tests if t.status != "passed"]
+            shown = "all" if failed and len(failed) == len(result.tests) else ", ".join(failed) or "-"
+            table.add_row(example.name, f"{result.score:g} / {result.max_score:g}", shown,
+                          "[green]yes[/green]" if problem is None else f"[red]NO: {problem}[/red]")
+        console.print(table)
+    console.print("all verdicts as expected" if not mismatches else f"[red]{mismatches} unexpected verdict(s)[/red]")
+    return 1 if mismatches else 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -111,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("assignments", nargs="*")
     release.add_argument("--check", action="store_true", help="only verify that committed templates are current")
     release.set_defaults(func=_cmd_release)
+
+    demo = sub.add_parser("demo", help="grade the example submissions and check their verdicts")
+    demo.add_argument("assignments", nargs="*")
+    demo.add_argument("--out", default="grading-output/demo")
+    demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    demo.set_defaults(func=_cmd_demo)
 
     listing = sub.add_parser("list", help="list assignments")
     listing.set_defaults(func=lambda a: print("\n".join(available_assignments())) or 0)

@@ -38,10 +38,13 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
     target = Path(out_dir) / name
     target.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=f"grade-{name}-") as tmp:
+    # Two unrelated temporary folders: the student's working directory, and a private one for the
+    # trusted test process's results, so the worker finds nothing of the grader's next to it.
+    with tempfile.TemporaryDirectory(prefix="submission-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="grader-") as private:
         workdir = Path(tmp) / "submission"
         prepared = prepare_submission(Path(source), workdir, config.files, config.module)
-        raw = Path(tmp) / "raw-results.json"
+        raw = Path(private) / "raw-results.json"
         cmd = [
             sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "--confcutdir", str(tests),
             "--rootdir", str(tests), "-q" if quiet else "-v", "--tb=no", "-o", "addopts=",
@@ -56,7 +59,7 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
             cmd += ["--grading-seed", str(seed)]
         error = None
         try:
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
+            proc = subprocess.run(cmd, cwd=private, capture_output=True, text=True,
                                   timeout=config.submission_seconds + MARGIN_SECONDS)
             log = proc.stdout + proc.stderr
             if proc.returncode not in (0, 1):

@@ -343,7 +343,8 @@ def _failure_feedback(first, hidden: bool) -> str:
     if exc is not None and type(exc).__name__ == "Failed":  # pytest.fail(...)
         return f"Failed: {exc}"
     if exc is not None:
-        detail = f"{type(exc).__name__}: {exc}"
+        detail = f"{type(exc).__name__}: {exc}".replace(
+            "RemoteObject", "an object from your code that is not a tensor or plain value")
         return ("The test could not use what your code returned or did "
                 f"({detail[:1500]}). Check the types and shapes the handout asks for.")
     return "Failed." if hidden else f"Failed:\n```\n{str(report.longrepr)[-2000:]}\n```"

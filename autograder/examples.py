@@ -1,0 +1,92 @@
+"""Example submissions for the demo and for the project's tests.
+
+For each assignment, ``examples/<name>/mutants.toml`` describes known-bad submissions as small
+edits of the reference solution (so they follow it when it changes: an edit whose ``old`` text
+is no longer in the solution is an error, not a silently passing example), each with the tests
+it must fail. ``build_examples`` writes, into a folder:
+
+* ``reference.py``: the solution, which must score full marks;
+* ``blank_template.ipynb``: the generated student template, which must score zero;
+* one file per mutant, as a script or a notebook, which must fail exactly ``expect_fail``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.config import AssignmentConfig
+from autograder.templates import render_release, script_to_notebook, solution_path
+
+REFERENCE = "reference"
+BLANK = "blank_template"
+ALL_TESTS = "*"
+
+
+@dataclass
+class Example:
+    name: str
+    path: Path
+    description: str
+    expect_fail: list[str] = field(default_factory=list)  # test names, or ["*"] for every test
+
+
+def manifest_path(config: AssignmentConfig) -> Path:
+    return config.repo_root / "examples" / config.name / "mutants.toml"
+
+
+def _apply(source: str, mutant: dict) -> str:
+    for edit in mutant.get("replace", []):
+        old, new = edit["old"], edit["new"]
+        count = source.count(old)
+        if count != 1:
+            raise ValueError(f"mutant {mutant['name']}: the text to replace occurs {count} times in the solution "
+                             f"(expected once): {old[:80]!r}")
+        source = source.replace(old, new)
+    return mutant.get("prepend", "") + source + mutant.get("append", "")
+
+
+def build_examples(config: AssignmentConfig, dest: Path) -> list[Example]:
+    dest.mkdir(parents=True, exist_ok=True)
+    solution = solution_path(config).read_text(encoding="utf-8")
+    template = render_release(config)[f"{config.module}.ipynb"]
+    examples = [
+        Example(REFERENCE, dest / f"{REFERENCE}.py", "the reference solution: full marks"),
+        Example(BLANK, dest / f"{BLANK}.ipynb", "the student template as released: zero", [ALL_TESTS]),
+    ]
+    examples[0].path.write_text(solution, encoding="utf-8")
+    examples[1].path.write_text(template, encoding="utf-8")
+    manifest = manifest_path(config)
+    mutants = tomllib.loads(manifest.read_text(encoding="utf-8")).get("mutant", []) if manifest.is_file() else []
+    for mutant in mutants:
+        script = _apply(solution, mutant)
+        if mutant.get("format", "py") == "ipynb":
+            path = dest / f"{mutant['name']}.ipynb"
+            path.write_text(script_to_notebook(script), encoding="utf-8")
+        else:
+            path = dest / f"{mutant['name']}.py"
+            path.write_text(script, encoding="utf-8")
+        examples.append(Example(mutant["name"], path, mutant.get("description", ""), list(mutant["expect_fail"])))
+    return examples
+
+
+def failing_tests(result) -> set[str]:
+    return {t.name for t in result.tests if t.status != "passed"}
+
+
+def verdict(example: Example, result) -> str | None:
+    """None if the graded result is what the example expects, else what differs."""
+    failed = failing_tests(result)
+    every = {t.name for t in result.tests}
+    if not every:
+        return "no test ran"
+    expected = every if example.expect_fail == [ALL_TESTS] else set(example.expect_fail)
+    if failed != expected:
+        return (f"expected to fail {sorted(expected)}, failed {sorted(failed)} "
+                f"(unexpected failures: {sorted(failed - expected)}, unexpected passes: {sorted(expected - failed)})")
+    if example.name == REFERENCE and result.score != result.max_score:
+        return f"the reference scored {result.score} of {result.max_score}"
+    if example.expect_fail == [ALL_TESTS] and result.score != 0:
+        return f"expected zero, scored {result.score}"
+    return None

@@ -1,0 +1,190 @@
+"""Hidden tests of the autoencoder practical. Students see their feedback, never this code.
+
+Thresholds on training outcomes are set with a wide margin from measurements of the reference
+solution over 10 seeds (see the comments next to each constant and tests/test_autoencoder_calibration.py),
+so a correct submission passes whatever the seed and a model that did not learn fails.
+"""
+
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from assignments.autoencoder.data import load_digits_split, ood_inputs, pca_baseline_mse
+from autograder.checks import expect_close, expect_scalar, expect_tensor
+
+LATENT = 8
+EPOCHS = 30  # the handout's budget for the training tests (a few seconds on a laptop CPU)
+# Reference solution, 10 seeds: test MSE 0.0172-0.0189 vs PCA(8) 0.0245; an untrained model ~0.11.
+MAX_MSE_OVER_PCA = 1.25
+NOISE_STD = 0.3
+# Reference: denoised MSE / noisy-input MSE is 0.26-0.30 over 10 seeds; a model trained to copy its
+# (noisy) input scores ~0.9 or worse.
+MAX_DENOISED_RATIO = 0.6
+MIN_AUROC = 0.9  # reference: >= 0.98 on every out-of-distribution kind and seed; chance is 0.5
+VAE_MAX_MSE_OVER_MEAN_ONLY = 0.8  # reference: ~0.45 of the mean-only baseline; untrained ~1.5
+
+
+@pytest.fixture
+def digits(device):
+    x_train, x_test = load_digits_split()
+    return x_train.to(device), x_test.to(device)
+
+
+def _trained_autoencoder(sub, x_train, device, noise_std=0.0):
+    model = sub.Autoencoder(64, LATENT)
+    losses = sub.train_autoencoder(model, x_train, epochs=EPOCHS, noise_std=noise_std, device=str(device))
+    if not (isinstance(losses, list) and len(losses) == EPOCHS):
+        raise AssertionError(f"train_autoencoder should return a list of {EPOCHS} epoch losses, got "
+                             f"{type(losses).__name__} of length {len(losses) if hasattr(losses, '__len__') else '?'}.")
+    model.eval()
+    return model, losses
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_decoder_only_sees_the_code(sub, device):
+    """The reconstruction is computed from the latent code alone: forward(x) == decode(encode(x)),
+    with no path from the input to the output around the bottleneck and no hidden state."""
+    model = sub.Autoencoder(64, LATENT)
+    model.to(device)
+    model.eval()
+    x1, x2 = torch.rand(8, 64, device=device), torch.rand(8, 64, device=device)
+    z1 = expect_tensor(model.encode(x1), "encode(x)", shape=(8, LATENT))
+    model.encode(x2)  # an encoder that stashes its input would now hold x2
+    expect_close(model.decode(z1), model(x1), "decode(encode(x)) compared with forward(x)", rtol=1e-4, atol=1e-5,
+                 hint="forward must be decode(encode(x)), and decode may use only the code z.")
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_reconstruction_loss_gradient_float64(sub, worker, device):
+    """The gradient of reconstruction_loss with respect to x_hat, in float64, is 2 (x_hat - x) / B."""
+    x = torch.rand(5, 9, dtype=torch.float64, device=device)
+    x_hat = torch.rand(5, 9, dtype=torch.float64, device=device)
+    loss, (grad,) = worker.vjp(sub.reconstruction_loss, x_hat, x, wrt=(0,))
+    assert grad is not None, "reconstruction_loss does not depend on x_hat through autograd (is it detached?)."
+    expect_close(grad, 2 * (x_hat - x) / 5, "d loss / d x_hat", rtol=1e-9, atol=1e-12,
+                 hint="Compute the loss in the input's dtype, with differentiable torch operations.")
+
+
+@pytest.mark.points(4)
+@pytest.mark.hidden
+@pytest.mark.budget(40)
+def test_training_reaches_pca_baseline(sub, device, digits):
+    """Training Autoencoder(64, 8) with train_autoencoder for the handout's epochs reaches a test
+    MSE within 1.25 times that of PCA with 8 components (the best linear autoencoder)."""
+    x_train, x_test = digits
+    model, losses = _trained_autoencoder(sub, x_train, device)
+    assert losses[-1] < losses[0], f"the training loss should decrease; it went from {losses[0]:.4g} to {losses[-1]:.4g}."
+    x_hat = expect_tensor(model(x_test), "model(x_test)", shape=tuple(x_test.shape))
+    mse = ((x_hat - x_test) ** 2).mean().item()
+    pca = pca_baseline_mse(x_train.cpu(), x_test.cpu(), LATENT)
+    mean_only = pca_baseline_mse(x_train.cpu(), x_test.cpu(), 0)
+    assert mse <= MAX_MSE_OVER_PCA * pca, (
+        f"after training, the per-pixel test MSE is {mse:.4f}; it should be at most {MAX_MSE_OVER_PCA} x "
+        f"{pca:.4f} (PCA with {LATENT} components). Predicting the mean image gives {mean_only:.4f}."
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+@pytest.mark.budget(40)
+def test_denoising_beats_the_noisy_input(sub, device, digits):
+    """A denoising autoencoder (trained with noise_std=0.3) reconstructs noisy test digits much
+    closer to the clean digits than the noisy digits are."""
+    x_train, x_test = digits
+    model, _ = _trained_autoencoder(sub, x_train, device, noise_std=NOISE_STD)
+    generator = torch.Generator().manual_seed(7)
+    noise = torch.randn(x_test.shape, generator=generator).to(device)
+    noisy = (x_test + NOISE_STD * noise).clamp(0, 1)
+    denoised = expect_tensor(model(noisy), "model(noisy_x_test)", shape=tuple(x_test.shape))
+    noisy_mse = ((noisy - x_test) ** 2).mean().item()
+    denoised_mse = ((denoised - x_test) ** 2).mean().item()
+    assert denoised_mse <= MAX_DENOISED_RATIO * noisy_mse, (
+        f"the denoised digits have MSE {denoised_mse:.4f} to the clean digits, the noisy input {noisy_mse:.4f}; "
+        f"the denoiser should at least reach {MAX_DENOISED_RATIO} x {noisy_mse:.4f}. Train on noisy inputs "
+        "against clean targets."
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+@pytest.mark.budget(40)
+def test_anomaly_scores_flag_out_of_distribution_inputs(sub, device, digits):
+    """anomaly_scores gives one score per input, higher for out-of-distribution inputs (noise,
+    inverted digits) than for test digits: AUROC at least 0.9 for each kind."""
+    x_train, x_test = digits
+    model, _ = _trained_autoencoder(sub, x_train, device)
+    for kind in ("noise", "inverted"):
+        ood = ood_inputs(len(x_test), kind, seed=3).to(device)
+        scores = expect_tensor(sub.anomaly_scores(model, torch.cat([x_test, ood])),
+                               f"anomaly_scores on {2 * len(x_test)} inputs", shape=(2 * len(x_test),))
+        labels = [0] * len(x_test) + [1] * len(ood)
+        auroc = roc_auc_score(labels, scores.double().cpu().numpy())
+        assert auroc >= MIN_AUROC, (
+            f"on '{kind}' inputs the anomaly scores reach an AUROC of {auroc:.3f} (0.5 is chance); expected at "
+            f"least {MIN_AUROC}. The score should be the reconstruction error of each input, higher = more anomalous."
+        )
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_reparameterize_gradients_flow(sub, worker, device):
+    """Gradients flow through the sample z = mu + exp(rho / 2) * eps: dz/dmu = 1 and
+    dz/drho = (z - mu) / 2."""
+    mu = torch.randn(4, 3, dtype=torch.float64, device=device)
+    rho = torch.randn(4, 3, dtype=torch.float64, device=device)
+    z, (g_mu, g_rho) = worker.vjp(sub.reparameterize, mu, rho, wrt=(0, 1))
+    assert g_mu is not None and g_rho is not None, (
+        "the sample does not depend on mu and rho through autograd: use the reparameterisation trick "
+        "(no torch.normal(mu, std), no .detach())."
+    )
+    expect_close(g_mu, torch.ones_like(mu), "d z / d mu", rtol=1e-9, atol=1e-12)
+    expect_close(g_rho, 0.5 * (z - mu), "d z / d rho", rtol=1e-7, atol=1e-10,
+                 hint="with sigma = exp(rho / 2), dz/drho = eps * sigma / 2.")
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_vae_loss_value_and_gradients_float64(sub, worker, device):
+    """vae_loss = mean over the batch of ||x - x_hat||^2 + kl_weight * KL; its value and its
+    gradients with respect to x_hat, mu and rho match the reference in float64."""
+    def reference(x, x_hat, mu, rho, kl_weight):
+        kl = 0.5 * (mu ** 2 + rho.exp() - 1 - rho).sum(dim=1)
+        return (((x - x_hat) ** 2).sum(dim=1) + kl_weight * kl).mean()
+
+    f64 = dict(dtype=torch.float64, device=device)
+    x, x_hat = torch.rand(6, 10, **f64), torch.rand(6, 10, **f64)
+    mu, rho = torch.randn(6, 3, **f64), torch.randn(6, 3, **f64)
+    loss, grads = worker.vjp(sub.vae_loss, x, x_hat, mu, rho, 0.5, wrt=(1, 2, 3))
+    leaves = [t.clone().requires_grad_(True) for t in (x_hat, mu, rho)]
+    expected = reference(x, *leaves, 0.5)
+    expected_grads = torch.autograd.grad(expected, leaves)
+    expect_close(loss, expected.detach(), "vae_loss(x, x_hat, mu, rho, kl_weight=0.5)", rtol=1e-9, atol=1e-12)
+    for name, got, want in zip(("x_hat", "mu", "rho"), grads, expected_grads):
+        assert got is not None, f"vae_loss does not depend on {name} through autograd."
+        expect_close(got, want, f"d vae_loss / d {name}", rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+@pytest.mark.budget(40)
+def test_vae_trains(sub, device, digits):
+    """VAE(64, 8) trained with train_vae reconstructs test digits (from the posterior mean) with
+    an MSE at most 0.8 times that of predicting the mean image."""
+    x_train, x_test = digits
+    vae = sub.VAE(64, LATENT)
+    losses = sub.train_vae(vae, x_train, epochs=EPOCHS, device=str(device))
+    assert isinstance(losses, list) and len(losses) == EPOCHS, f"train_vae should return {EPOCHS} epoch losses."
+    vae.eval()
+    encoded = vae.encode(x_test)
+    assert isinstance(encoded, tuple) and len(encoded) == 2, "VAE.encode(x) should return the pair (mu, rho)."
+    mu, rho = (expect_tensor(t, name, shape=(len(x_test), LATENT)) for t, name in zip(encoded, ("mu", "rho")))
+    x_hat = expect_tensor(vae.decode(mu), "vae.decode(mu)", shape=tuple(x_test.shape))
+    mse = ((x_hat - x_test) ** 2).mean().item()
+    mean_only = pca_baseline_mse(x_train.cpu(), x_test.cpu(), 0)
+    assert mse <= VAE_MAX_MSE_OVER_MEAN_ONLY * mean_only, (
+        f"the VAE reconstructs test digits with MSE {mse:.4f}; predicting the mean image gives {mean_only:.4f}, "
+        f"and the VAE should reach {VAE_MAX_MSE_OVER_MEAN_ONLY} x that."
+    )
+    expect_scalar(losses[-1], "the last epoch loss")

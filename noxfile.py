@@ -1,0 +1,57 @@
+"""Sessions for instructors and for CI.
+
+    nox -s tests                              the project's test suite (what CI runs)
+    nox -s demo                               grade the example submissions, print the gradebooks
+    nox -s grade -- ASSIGNMENT SUB... [--out DIR] [--device cuda]
+    nox -s release                            regenerate the student templates from the solutions
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_venv = "yes"  # torch is large: build each session's environment once
+
+ROOT = Path(__file__).parent
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f".{extras}")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The project's test suite: engine, templates, and every assignment's known submissions."""
+    _install(session, "[test]")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Grade every assignment's examples (reference, blank template, known-bad submissions),
+    print the gradebooks and fail if any verdict is not the expected one."""
+    _install(session)
+    session.run("autograder", "demo", "--out", str(ROOT / "grading-output" / "demo"), *session.posargs)
+
+
+@nox.session
+def grade(session: nox.Session) -> None:
+    """Grade submissions: nox -s grade -- ASSIGNMENT SUBMISSION... [--out DIR] [--device cuda]."""
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s grade -- ASSIGNMENT SUBMISSION... [--out DIR]")
+    _install(session)
+    args = list(session.posargs)
+    if "--out" not in args:
+        args += ["--out", str(ROOT / "grading-output" / args[0])]
+    session.run("autograder", "grade", *args)
+
+
+@nox.session
+def release(session: nox.Session) -> None:
+    """Regenerate student_template/ from solutions/ (script, notebook, public tests, handout)."""
+    _install(session)
+    session.run("autograder", "release", *session.posargs)
+    session.run("autograder", "release", "--check")

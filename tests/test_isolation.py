@@ -1,0 +1,231 @@
+"""Hostile and broken submissions against the real grading driver.
+
+A small grading-test folder (below) is used so each case costs seconds; the same protections
+are exercised on the real autoencoder tests in test_autoencoder_examples.py.
+"""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autograder.config import load_config
+from autograder.grading import grade_batch, grade_submission
+from autograder.results import read_results_json
+
+pytestmark = pytest.mark.slow
+
+GRADING_TESTS = '''
+import os
+import pytest
+import torch
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_double(sub):
+    """double(x) returns 2 x."""
+    x = torch.arange(4.0)
+    assert torch.allclose(sub.double(x), 2 * x), "double(x) should be 2 * x"
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_double_equals(sub):
+    assert sub.double(3) == 6, "double(3) should be 6"
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+@pytest.mark.budget(3)
+def test_slow(sub):
+    """slow() returns within 3 seconds."""
+    assert sub.slow() == 1
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_after_slow(sub):
+    assert sub.double(5) == 10
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_cannot_see_grader(sub):
+    """The student's process cannot see the grader's files or environment."""
+    assert sub.peek() == [], "saw " + repr(sub.peek())
+'''
+
+GOOD = '''
+import os
+def double(x):
+    return 2 * x
+def slow():
+    return 1
+def peek():
+    seen = [name for folder in (".", "..") for name in os.listdir(folder)
+            if "raw-results" in name or name.startswith(("test_grading", "grader-"))]
+    seen += [k for k in os.environ if "SECRET" in k]
+    return seen
+'''
+
+
+@pytest.fixture(scope="module")
+def tests_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grading_tests")
+    (folder / "test_grading.py").write_text(GRADING_TESTS)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def config():
+    cfg = load_config("autoencoder")
+    cfg.submission_seconds = 60
+    return cfg
+
+
+def grade(config, tests_dir, tmp_path, source: str, name="student.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    result = grade_submission(config, path, tmp_path / "out", device="cpu", tests_dir=tests_dir)
+    results_file = tmp_path / "out" / path.stem / "results.json"
+    assert results_file.is_file()
+    data = json.loads(results_file.read_text())
+    assert {"score", "tests", "output", "execution_time"} <= set(data)
+    return result, {t.name: t for t in result.tests}
+
+
+def test_good_submission_scores_everything(config, tests_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_SECRET_TOKEN", "do-not-leak")
+    result, tests = grade(config, tests_dir, tmp_path, GOOD)
+    assert result.score == 5, {n: t.output for n, t in tests.items()}
+    assert result.versions["isolated"] is True and result.versions["worker"]["pid"] > 0
+    assert tests["test_cannot_see_grader"].visibility == "after_published"
+    assert tests["test_double"].visibility == "visible"
+
+
+@pytest.mark.parametrize("exit_call", ["import sys; sys.exit(0)", "import os; os._exit(0)", "raise SystemExit(0)"])
+def test_exiting_at_import_gains_nothing(config, tests_dir, tmp_path, exit_call):
+    result, tests = grade(config, tests_dir, tmp_path, GOOD + "\n" + exit_call + "\n")
+    assert result.score == 0
+    assert all("could not be imported" in t.output for t in tests.values()), tests["test_double"].output
+
+
+def test_monkeypatching_the_grader_libraries_gains_nothing(config, tests_dir, tmp_path):
+    cheat = '''
+    import builtins, torch, numpy, pytest
+    torch.allclose = lambda *a, **k: True
+    torch.equal = lambda *a, **k: True
+    torch.testing.assert_close = lambda *a, **k: None
+    numpy.allclose = lambda *a, **k: True
+    pytest.fail = lambda *a, **k: None
+    builtins.AssertionError = Exception
+    def double(x):
+        return x + 1
+    def slow():
+        return 1
+    def peek():
+        return []
+    '''
+    result, tests = grade(config, tests_dir, tmp_path, cheat)
+    assert tests["test_double"].status == "failed" and tests["test_double_equals"].status == "failed"
+    assert "double(x) should be 2 * x" in tests["test_double"].output
+
+
+def test_always_equal_objects_gain_nothing(config, tests_dir, tmp_path):
+    cheat = '''
+    class Anything:
+        def __eq__(self, other): return True
+        def __bool__(self): return True
+        def __array__(self, *a, **k): raise RuntimeError
+    def double(x):
+        return Anything()
+    def slow():
+        return Anything()
+    def peek():
+        return []
+    '''
+    result, tests = grade(config, tests_dir, tmp_path, cheat)
+    assert result.score == 1  # only test_cannot_see_grader
+    assert "not a tensor or plain value" in tests["test_double"].output
+
+
+def test_fake_output_and_fake_results_gain_nothing(config, tests_dir, tmp_path):
+    cheat = GOOD.replace("return 2 * x", "return 0") + '''
+import json, os, sys
+print("PASSED " * 1000)
+print("=== 5 passed in 0.01s ===")
+fake = {"score": 100, "tests": []}
+for path in ("results.json", "../results.json", "/tmp/results.json", os.path.expanduser("~/results.json")):
+    try:
+        open(path, "w").write(json.dumps(fake))
+    except OSError:
+        pass
+'''
+    result, tests = grade(config, tests_dir, tmp_path, cheat)
+    assert result.score == 2  # test_slow and test_cannot_see_grader do not use double()
+    assert tests["test_double"].status == "failed"
+
+
+def test_shadowing_modules_in_the_submission_folder_gain_nothing(config, tests_dir, tmp_path):
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    (folder / "autoencoder.py").write_text(textwrap.dedent(GOOD).replace("return 2 * x", "return 0"))
+    (folder / "conftest.py").write_text("import pytest\n@pytest.fixture(autouse=True)\ndef win(): pytest.skip()\n")
+    (folder / "pytest.py").write_text("raise SystemExit(0)\n")
+    (folder / "torch.py").write_text("allclose = lambda *a, **k: True\n")
+    result = grade_submission(config, folder, tmp_path / "out", device="cpu", tests_dir=tests_dir)
+    tests = {t.name: t for t in result.tests}
+    assert tests["test_double"].status == "failed" and result.score == 2
+
+
+def test_infinite_loops_time_out_and_later_tests_still_run(config, tests_dir, tmp_path):
+    result, tests = grade(config, tests_dir, tmp_path, GOOD.replace("    return 1", "    while True:\n        pass"))
+    assert tests["test_slow"].status == "failed" and "time budget" in tests["test_slow"].output
+    assert tests["test_slow"].duration < 15
+    assert tests["test_after_slow"].status == "passed"
+    assert result.score == 4
+
+
+def test_children_and_output_floods_are_contained(config, tests_dir, tmp_path):
+    cheat = GOOD + '''
+import subprocess, sys, threading
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+threading.Thread(target=lambda: [print("x" * 10000) for _ in range(10**9)], daemon=True).start()
+'''
+    result, tests = grade(config, tests_dir, tmp_path, cheat)
+    assert result.score == 5
+
+
+def test_broken_submissions_get_zero_and_a_message_and_the_batch_goes_on(config, tests_dir, tmp_path):
+    sources = {
+        "syntax.py": "def double(x)\n    return 2 * x\n",
+        "importerror.py": "import numpyy\n",
+        "wrongnames.py": "def triple(x):\n    return 3 * x\n",
+        "empty.py": "",
+        "notebook.ipynb": '{"cells": [',
+        "good.py": textwrap.dedent(GOOD),
+    }
+    paths = []
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
+        paths.append(tmp_path / name)
+    paths.append(tmp_path / "missing.py")
+    results = {r.submission: r for r in grade_batch(config, paths, tmp_path / "out", device="cpu", tests_dir=tests_dir)}
+    assert results["good"].score == 5
+    for name in ("syntax", "importerror", "wrongnames", "empty", "notebook", "missing"):
+        assert results[name].score == 0 and len(results[name].tests) == 5, name
+    first = {name: results[name].tests[0].output for name in results}
+    assert "SyntaxError" in first["syntax"]
+    assert "No module named 'numpyy'" in first["importerror"]
+    assert "does not define `double`" in first["wrongnames"]
+    assert "not a readable Jupyter notebook" in first["notebook"]
+    assert "does not exist" in first["missing"]
+    gradebook = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
+    assert len(gradebook) == 1 + len(paths) and gradebook[0].startswith("submission,score,max_score")
+    for name in results:
+        assert read_results_json(tmp_path / "out" / name / "results.json").submission == name
+
+
+def test_regrading_gives_the_same_verdict(config, tests_dir, tmp_path):
+    randomish = GOOD.replace("return 2 * x", "import torch\n    return 2 * x if torch.rand(()) < 0.5 else 0")
+    first, _ = grade(config, tests_dir, tmp_path / "a", randomish) if (tmp_path / "a").mkdir() is None else None
+    second, _ = grade(config, tests_dir, tmp_path / "b", randomish) if (tmp_path / "b").mkdir() is None else None
+    assert [t.status for t in first.tests] == [t.status for t in second.tests]
+    assert first.seed == second.seed == config.seed

@@ -1,0 +1,75 @@
+"""Templates are generated from solutions; the committed ones must match a fresh generation."""
+
+import ast
+
+import pytest
+
+from autograder.config import available_assignments, load_config
+from autograder.templates import (STUB_MESSAGE, TemplateError, check_release, render_release,
+                                  solution_path, strip_solutions)
+
+SOLUTION = '''\
+import torch
+LATENT = 8  # SOLUTION
+scale: float = 2.0  # SOLUTION
+
+
+def f(x):
+    """Doubles x."""
+    # BEGIN SOLUTION
+    y = x * 2
+    return y
+    # END SOLUTION
+
+
+class Model:
+    def __init__(self):
+        # BEGIN SOLUTION NO PROMPT
+        self.secret = 1
+        # END SOLUTION
+        self.kept = 2
+    print("answer")  # SOLUTION
+'''
+
+
+def test_markers_are_replaced_like_otter_with_raising_stubs():
+    template = strip_solutions(SOLUTION)
+    ast.parse(template)
+    assert "LATENT = ..." in template and "scale: float = ..." in template
+    assert f'    raise NotImplementedError("{STUB_MESSAGE}")' in template
+    assert "x * 2" not in template and "secret" not in template and "answer" not in template
+    assert "self.kept = 2" in template and '"""Doubles x."""' in template
+    assert "    ...\n" in template  # a non-assignment SOLUTION line becomes `...`
+    namespace = {}
+    exec(template, namespace)
+    with pytest.raises(NotImplementedError):
+        namespace["f"](1)
+
+
+@pytest.mark.parametrize("broken", [
+    "# BEGIN SOLUTION\nx = 1\n",
+    "x = 1\n# END SOLUTION\n",
+    "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n",
+])
+def test_unbalanced_markers_are_errors(broken):
+    with pytest.raises(TemplateError):
+        strip_solutions(broken)
+
+
+@pytest.mark.parametrize("name", available_assignments())
+def test_committed_template_matches_generation_and_leaks_nothing(name):
+    """Fails when someone edits a solution without running `nox -s release` (or edits a template)."""
+    config = load_config(name)
+    assert check_release(config) == []
+
+
+@pytest.mark.parametrize("name", available_assignments())
+def test_template_keeps_every_public_name_of_the_solution(name):
+    config = load_config(name)
+    solution = ast.parse(solution_path(config).read_text())
+    template = ast.parse(render_release(config)[f"{config.module}.py"])
+
+    def public_names(tree):
+        return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")}
+
+    assert public_names(solution) == public_names(template)
