@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,8 +23,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     from autograder.grading import grade_batch
 
+    from autograder.sandbox import check_worker_user
+
     config = load_config(args.assignment)
     console = Console(stderr=False, highlight=False)
+    if args.worker_user:
+        check_worker_user(args.worker_user)
+        os.environ["AUTOGRADER_WORKER_USER"] = args.worker_user  # read by the trusted test process
     sources = [Path(s) for s in args.submissions]
 
     def progress(result) -> None:
@@ -129,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--seed", type=int, default=None, help="grading seed (default: the assignment's)")
     grade.add_argument("--tests-dir", help="grading tests (default: grading_tests/<assignment>)")
     grade.add_argument("--quiet", action="store_true")
+    grade.add_argument("--worker-user", help="run student code as this unprivileged user (grader running as root)")
     grade.set_defaults(func=_cmd_grade)
 
     check = sub.add_parser("check", help="run the public tests on your own work")

@@ -142,6 +142,21 @@ class GradingState:
             self._session = Session(backend, entry=self.entry, module_name=self.assignment.module)
         return self._session
 
+    def locate_in_notebook(self, text: str) -> str:
+        """Point traceback lines of a converted notebook at the notebook's cells."""
+        from autograder.submission import annotate_notebook_traceback
+
+        if not self.entry or self.workdir is None:
+            return text
+        script_path = Path(self.workdir) / self.entry
+        try:
+            script = script_path.read_text(encoding="utf-8")
+        except OSError:
+            return text
+        if "# %% notebook cell " not in script:
+            return text
+        return annotate_notebook_traceback(text, script, self.entry)
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
@@ -293,7 +308,7 @@ def _build_result(item: pytest.Item, state: GradingState, failures: dict) -> Tes
     hidden = item.get_closest_marker("hidden") is not None
     visibility = state.assignment.hidden_visibility if hidden else "visible"
     number = dict(item.user_properties).get("number", "")
-    doc = (getattr(item, "obj", None).__doc__ or "").strip() if getattr(item, "obj", None) else ""
+    doc = " ".join((getattr(item, "obj", None).__doc__ or "").split()) if getattr(item, "obj", None) else ""
     result = TestResult(name=item.name, nodeid=item.nodeid, number=number, max_score=points,
                         visibility=visibility, duration=failures.get("duration", 0.0))
     first = failures.get("first")
@@ -308,7 +323,7 @@ def _build_result(item: pytest.Item, state: GradingState, failures: dict) -> Tes
         result.status, result.max_score = "skipped", 0.0
         lines.append(f"Skipped: {_skip_reason(first[2])}")
     else:
-        lines.append(_failure_feedback(first, hidden))
+        lines.append(_failure_feedback(first, hidden, state))
         output = item.stash.get(OUTPUT_KEY, "")
         if output.strip():
             lines.append(f"Output of your code during this test:\n```\n{output.rstrip()}\n```")
@@ -323,16 +338,16 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return str(longrepr)
 
 
-def _failure_feedback(first, hidden: bool) -> str:
+def _failure_feedback(first, hidden: bool, state: GradingState) -> str:
     """What the student reads when a test fails. Hidden tests never show test code."""
     if first is None:
         return "Failed."
     _, excinfo, report = first
     exc = excinfo.value if excinfo is not None else None
     if isinstance(exc, StudentCodeError):
-        return exc.feedback()
+        return state.locate_in_notebook(exc.feedback())
     if isinstance(exc, SubmissionError):
-        return str(exc)
+        return state.locate_in_notebook(str(exc))
     if isinstance(exc, AssertionError):
         message = str(exc)
         if hidden:

@@ -12,6 +12,8 @@ Requests and answers travel on two dedicated pipes, never on stdout.
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +36,34 @@ class Limits:
     max_file_mb: int | None = 512  # largest file the worker may write
     threads: int | None = None  # torch intra-op threads; None: torch's default
     user: str | None = None  # run as this user when the grader is root (Gradescope)
+
+
+def _primary_group(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid
+
+
+def check_worker_user(user: str | None) -> None:
+    """Fail early, with the reason, if workers cannot run as ``user`` (a setup problem of the
+    grader, which must stop the batch instead of giving every student a zero)."""
+    if not user:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"--worker-user {user}: the grader must run as root to start workers as another user.")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise SystemExit(f"--worker-user {user}: no such user on this machine.") from None
+    try:
+        probe = subprocess.run([sys.executable, "-I", "-c", "import torch, autograder.worker"], user=user,
+                               group=_primary_group(user), extra_groups=[], cwd="/", capture_output=True, text=True)
+        problem = probe.stderr[-1000:] if probe.returncode != 0 else None
+    except OSError as exc:
+        problem = str(exc)
+    if problem:
+        raise SystemExit(
+            f"--worker-user {user}: that user cannot run {sys.executable} with torch and the autograder "
+            f"installed (is the interpreter in a folder only root can read, such as /root?):\n{problem}"
+        )
 
 
 class OutputLog:
@@ -106,9 +136,9 @@ class WorkerProcess:
         ]
         kwargs = {}
         if limits.user and os.geteuid() == 0:
-            kwargs["user"] = limits.user
-            kwargs["group"] = limits.user
-            kwargs["extra_groups"] = []
+            kwargs.update(user=limits.user, group=_primary_group(limits.user), extra_groups=[])
+            for path in [self.workdir, *self.workdir.rglob("*")]:
+                shutil.chown(path, user=limits.user, group=_primary_group(limits.user))
         self.started = time.monotonic()
         try:
             self.proc = subprocess.Popen(

@@ -85,6 +85,24 @@ def notebook_to_script(text: str, name: str = "notebook") -> tuple[str, list[str
     return "\n\n".join(parts) + "\n", notes
 
 
+def notebook_cell_of_line(script: str, line: int) -> tuple[int, int] | None:
+    """(cell number, line within the cell) of a line of a script made by ``notebook_to_script``."""
+    cell, start = None, 0
+    for number, text in enumerate(script.splitlines()[:line], start=1):
+        if text.startswith("# %% notebook cell "):
+            cell, start = int(text.removeprefix("# %% notebook cell ")), number
+    return (cell, line - start) if cell is not None else None
+
+
+def annotate_notebook_traceback(traceback: str, script: str, entry: str) -> str:
+    """Add "(notebook cell C, line L)" to the traceback lines that point into the converted notebook."""
+    def add_cell(match: re.Match) -> str:
+        where = notebook_cell_of_line(script, int(match.group(2)))
+        return match.group(0) + (f" (notebook cell {where[0]}, line {where[1]})" if where else "")
+
+    return re.sub(rf'File "({re.escape(entry)})", line (\d+)', add_cell, traceback)
+
+
 def syntax_error_location(source: str, filename: str) -> str | None:
     """A readable description of the first syntax error in ``source`` (compiled, never run)."""
     try:

@@ -74,6 +74,8 @@ def strip_solutions(source: str) -> str:
 def script_to_notebook(script: str) -> str:
     """A jupytext percent-format script as an .ipynb document (deterministic)."""
     notebook = jupytext.reads(script, fmt="py:percent")
+    for number, cell in enumerate(notebook.cells):
+        cell["id"] = f"cell-{number}"  # nbformat's default ids are random: keep regeneration stable
     notebook.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},

@@ -229,3 +229,11 @@ def test_regrading_gives_the_same_verdict(config, tests_dir, tmp_path):
     second, _ = grade(config, tests_dir, tmp_path / "b", randomish) if (tmp_path / "b").mkdir() is None else None
     assert [t.status for t in first.tests] == [t.status for t in second.tests]
     assert first.seed == second.seed == config.seed
+
+
+def test_worker_user_misconfiguration_stops_early():
+    from autograder.sandbox import check_worker_user
+
+    check_worker_user(None)
+    with pytest.raises(SystemExit, match="--worker-user"):
+        check_worker_user("no-such-user-here")

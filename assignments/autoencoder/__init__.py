@@ -1,0 +1,1 @@
+"""The autoencoder practical: its course data (``data``)."""
