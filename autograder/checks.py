@@ -31,6 +31,7 @@ def describe(value: Any) -> str:
 def expect_tensor(value: Any, what: str, shape: Sequence[int] | None = None,
                   dtype: torch.dtype | None = None, finite: bool = True) -> torch.Tensor:
     """``value`` must be a tensor (of that shape and dtype, with finite values)."""
+    __tracebackhide__ = True  # pytest: the message matters, not this helper
     if not isinstance(value, torch.Tensor):
         raise AssertionError(f"{what} should be a torch.Tensor, but it is {describe(value)}.")
     if shape is not None and tuple(value.shape) != tuple(shape):
@@ -44,6 +45,7 @@ def expect_tensor(value: Any, what: str, shape: Sequence[int] | None = None,
 
 def expect_scalar(value: Any, what: str) -> float:
     """``value`` must be a one-element tensor or a real number; returns it as a float."""
+    __tracebackhide__ = True  # pytest: the message matters, not this helper
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         if value.dim() != 0:
             raise AssertionError(f"{what} should be a scalar (0-dimensional) tensor, got shape {tuple(value.shape)}.")
@@ -56,6 +58,7 @@ def expect_scalar(value: Any, what: str) -> float:
 def expect_close(actual: Any, expected: torch.Tensor, what: str, *, rtol: float = 1e-5, atol: float = 1e-6,
                  hint: str = "") -> None:
     """``actual`` must be a tensor equal to ``expected`` within tolerances (same shape)."""
+    __tracebackhide__ = True  # pytest: the message matters, not this helper
     actual = expect_tensor(actual, what, shape=expected.shape, finite=False)
     actual = actual.to(device=expected.device, dtype=expected.dtype)
     close = torch.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=False)
@@ -74,6 +77,7 @@ def expect_close(actual: Any, expected: torch.Tensor, what: str, *, rtol: float 
 
 def expect_scalar_close(actual: Any, expected: float, what: str, *, rtol: float = 1e-5, atol: float = 1e-6,
                         hint: str = "") -> None:
+    __tracebackhide__ = True  # pytest: the message matters, not this helper
     value = expect_scalar(actual, what)
     if abs(value - expected) > atol + rtol * abs(expected):
         raise AssertionError(f"{what} is {value:.6g}, expected {expected:.6g}." + (f" {hint}" if hint else ""))
@@ -81,6 +85,7 @@ def expect_scalar_close(actual: Any, expected: float, what: str, *, rtol: float 
 
 def expect_raises(exception_name: str, call, what: str) -> None:
     """``call()`` must make the student's code raise an exception of type ``exception_name``."""
+    __tracebackhide__ = True  # pytest: the message matters, not this helper
     from autograder.errors import StudentCodeError
 
     try:

@@ -1,7 +1,7 @@
 """The ``autograder`` command.
 
     autograder grade ASSIGNMENT SUBMISSION... --out DIR    grade, write results.json + gradebook.csv
-    autograder check [SUBMISSION] [--assignment NAME]       a student's public tests, locally
+    autograder check [SUBMISSION] [--assignment NAME] [-- PYTEST ARGS]   public tests, locally
     autograder release [ASSIGNMENT...] [--check]            regenerate (or verify) student templates
     autograder demo [ASSIGNMENT...] --out DIR               grade the example submissions, check verdicts
     autograder list                                          the assignments this checkout has
@@ -143,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--assignment", default="autoencoder")
     check.add_argument("--tests-dir")
     check.add_argument("--isolated", action="store_true", help="run your code in a separate process, like the grader")
-    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments (after --)")
     check.set_defaults(func=_cmd_check)
 
     release = sub.add_parser("release", help="regenerate student templates from the solutions")
@@ -160,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     listing = sub.add_parser("list", help="list assignments")
     listing.set_defaults(func=lambda a: print("\n".join(available_assignments())) or 0)
 
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # `autograder check FILE -- -x --pdb`
+    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if "--" in argv else 0)])
+    args.pytest_args = extra
     return int(args.func(args) or 0)
 
 

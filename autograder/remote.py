@@ -124,6 +124,7 @@ class Session:
         return remaining
 
     def request(self, op: str, **args: Any) -> Any:
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         timeout = self._timeout()
         if self.backend.ensure_started():
             self._on_new_worker()
@@ -134,6 +135,7 @@ class Session:
         return self._raw_request(op, args, timeout)
 
     def _raw_request(self, op: str, args: dict, timeout: float | None) -> Any:
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         encoder = protocol.Encoder(make_handle=self._ref_for)
         frame = protocol.pack({"op": op, "args": encoder.encode(args)}, encoder)
         answer = self.backend.request(frame, timeout)
@@ -198,6 +200,7 @@ class Session:
     @property
     def module(self) -> RemoteObject:
         """The student's module, imported in the worker (once per worker process)."""
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         timeout = self._timeout()
         if self.backend.ensure_started():
             self._on_new_worker()
@@ -209,6 +212,7 @@ class Session:
 
     def set_seed(self, seed: int) -> None:
         """Seed the worker's random, numpy and torch generators (before every test)."""
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         self.seed = seed
         self.request("seed", seed=seed)
 
@@ -227,6 +231,7 @@ class Session:
         (positions or keyword names), the gradient of ``sum(output * grad_output)`` with respect
         to it, or None where the output does not depend on it. ``grad_output`` defaults to ones.
         """
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         answer = self.request("vjp", fn=fn, args=tuple(args), kwargs=kwargs, wrt=list(wrt),
                               output_index=output_index, grad_output=grad_output)
         return answer["output"], answer["grads"]
@@ -255,6 +260,7 @@ class RemoteObject:
         object.__setattr__(self, "_info", info)
 
     def __getattr__(self, name: str) -> Any:
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         session: Session = object.__getattribute__(self, "_session")
@@ -272,12 +278,15 @@ class RemoteObject:
         object.__getattribute__(self, "_session").request("setattr", obj=self, name=name, value=value)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         return object.__getattribute__(self, "_session").request("call", obj=self, args=args, kwargs=kwargs)
 
     def __getitem__(self, key: Any) -> Any:
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         return object.__getattribute__(self, "_session").request("getitem", obj=self, key=key)
 
     def __len__(self) -> int:
+        __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         try:
             return object.__getattribute__(self, "_session").request("len", obj=self)
         except StudentCodeError as exc:
