@@ -19,6 +19,8 @@ PUBLIC = "visible"
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest test class
+
     name: str
     nodeid: str
     number: str

@@ -230,6 +230,21 @@ def _safe(fn, default: str) -> str:
         return default
 
 
+MAX_EXTRA_PROCESSES = 256
+
+
+def _processes_of_user(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += int(next(l for l in open(f"/proc/{entry}/status") if l.startswith("Threads:")).split()[1])
+            except (OSError, StopIteration, ValueError):
+                pass
+    return count
+
+
 def _apply_limits(memory_mb: int | None, max_file_mb: int | None) -> None:
     import resource
 
@@ -241,6 +256,10 @@ def _apply_limits(memory_mb: int | None, max_file_mb: int | None) -> None:
 
     if memory_mb:
         limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    if os.geteuid() != 0:
+        # RLIMIT_NPROC counts every process and thread of the user (and root ignores it), so it
+        # is set relative to what the user already runs: a fork bomb stops after a few hundred.
+        limit(resource.RLIMIT_NPROC, _processes_of_user(os.geteuid()) + MAX_EXTRA_PROCESSES)
     if max_file_mb:
         limit(resource.RLIMIT_FSIZE, max_file_mb * 1024 * 1024)
     limit(resource.RLIMIT_CORE, 0)

@@ -237,3 +237,10 @@ def test_worker_user_misconfiguration_stops_early():
     check_worker_user(None)
     with pytest.raises(SystemExit, match="--worker-user"):
         check_worker_user("no-such-user-here")
+
+
+def test_memory_hogs_fail_their_test_only(config, tests_dir, tmp_path):
+    hog = GOOD.replace("def slow():\n    return 1", "def slow():\n    import torch\n    return torch.ones(4 * 10**9).sum()")
+    result, tests = grade(config, tests_dir, tmp_path, hog)
+    assert tests["test_slow"].status == "failed" and "memory" in tests["test_slow"].output.lower()
+    assert result.score == 4
