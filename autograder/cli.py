@@ -73,7 +73,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         for example, result in zip(examples, results):
             problem = verdict(example, result)
             mismatches += problem is not None
-            failed = [t.name for t in result.tests if t.status != "passed"]
+            failed = [t.name.removeprefix("test_") for t in result.tests if t.status != "passed"]
             shown = "all" if failed and len(failed) == len(result.tests) else ", ".join(failed) or "-"
             table.add_row(example.name, f"{result.score:g} / {result.max_score:g}", shown,
                           "[green]yes[/green]" if problem is None else f"[red]NO: {problem}[/red]")

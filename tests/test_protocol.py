@@ -111,3 +111,10 @@ def test_deep_nesting_and_broken_frames_are_refused():
     for frame in (b"", b"\x01", struct.pack("<Q", 100) + b"{}", struct.pack("<Q", 2) + b"[]", struct.pack("<Q", 3) + b"{x}"):
         with pytest.raises(ProtocolError):
             unpack(frame)
+
+
+@pytest.mark.cuda
+def test_cuda_tensors_keep_their_device_and_values():
+    source = torch.randn(4, 5, device="cuda")
+    out = roundtrip({"x": source})["x"]
+    assert out.device.type == "cuda" and torch.equal(out, source)
