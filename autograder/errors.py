@@ -78,3 +78,23 @@ class BudgetExhausted(SubmissionError):
         super().__init__(
             f"The time budget for the whole submission ({seconds:.0f} s) was used up before this test ran."
         )
+
+
+class SandboxError(SubmissionError):
+    """The grader could not set up the worker's sandbox: the grader's problem, not the student's."""
+
+    def __init__(self, detail: str):
+        super().__init__(
+            "The grader could not prepare the environment to run your code. This is not a problem with "
+            f"your submission: please tell your instructor. ({detail})"
+        )
+
+
+class GraderError(SubmissionError):
+    """The grader itself failed while running a test (a bug or a broken installation)."""
+
+    def __init__(self, detail: str):
+        super().__init__(
+            "The grader itself failed while running this test. This is not a problem with your "
+            f"submission: please tell your instructor. ({detail})"
+        )

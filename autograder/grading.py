@@ -58,8 +58,11 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
         if seed is not None:
             cmd += ["--grading-seed", str(seed)]
         error = None
+        # The worker must not see the other students' submissions nor the results folder.
+        hidden = [str(Path(out_dir).resolve()), str(Path(source).resolve().parent), private]
+        env = {**os.environ, "AUTOGRADER_HIDDEN_PATHS": os.pathsep.join(hidden)}
         try:
-            proc = subprocess.run(cmd, cwd=private, capture_output=True, text=True,
+            proc = subprocess.run(cmd, cwd=private, capture_output=True, text=True, env=env,
                                   timeout=config.submission_seconds + MARGIN_SECONDS)
             log = proc.stdout + proc.stderr
             if proc.returncode not in (0, 1):

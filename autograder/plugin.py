@@ -97,6 +97,7 @@ class GradingState:
         self.notes: list[str] = []
         self.worker_info: dict = {}
         self._session = None
+        self.sandbox = "not started"
         self._tmp: tempfile.TemporaryDirectory | None = None
 
         workdir, entry = opt("--prepared-workdir"), opt("--entry")
@@ -130,17 +131,31 @@ class GradingState:
     @property
     def session(self):
         from autograder.remote import InProcessBackend, Session, SubprocessBackend
-        from autograder.sandbox import Limits
+        from autograder.sandbox import Limits, sandbox_description
 
         if self._session is None:
+            self.sandbox = "in-process (local mode)"
             if self.isolated:
                 limits = Limits(memory_mb=self.assignment.memory_mb, threads=self.assignment.threads,
-                                user=os.environ.get("AUTOGRADER_WORKER_USER"))
+                                user=os.environ.get("AUTOGRADER_WORKER_USER"), hidden_paths=self.hidden_paths())
                 backend = SubprocessBackend(self.workdir, limits, device=self.device.type)
+                self.sandbox = sandbox_description(limits)
             else:
                 backend = InProcessBackend(self.workdir)
             self._session = Session(backend, entry=self.entry, module_name=self.assignment.module)
         return self._session
+
+    def hidden_paths(self) -> tuple[str, ...]:
+        """What the worker must not see: solutions, grading tests, examples (they contain
+        solution fragments), the tests being run, and what the driver adds (other students'
+        submissions and results) through AUTOGRADER_HIDDEN_PATHS."""
+        root = self.assignment.repo_root
+        paths = [root / "solutions", root / "grading_tests", root / "examples", Path(self.pytest_config.rootpath)]
+        paths += [Path(p) for p in os.environ.get("AUTOGRADER_HIDDEN_PATHS", "").split(os.pathsep) if p]
+        workdir = Path(self.workdir).resolve() if self.workdir else None
+        # Never hide a folder that contains the working directory (or the worker could not start).
+        keep = [p.resolve() for p in paths if workdir is None or not workdir.is_relative_to(p.resolve())]
+        return tuple(dict.fromkeys(str(p) for p in keep))
 
     def locate_in_notebook(self, text: str) -> str:
         """Point traceback lines of a converted notebook at the notebook's cells."""
@@ -389,6 +404,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "versions": {
                 "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
                 "autograder": __version__, "worker": state.worker_info, "isolated": state.isolated,
+                "sandbox": state.sandbox,
             },
         }
         write_atomic(state.results_path, json.dumps(payload, indent=2))

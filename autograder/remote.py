@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import protocol
-from autograder.errors import (BudgetExhausted, MissingName, StudentCodeError, SubmissionError,
+from autograder.errors import (BudgetExhausted, GraderError, MissingName, StudentCodeError, SubmissionError,
                                WorkerCrashed, WorkerTimeout)
 from autograder.sandbox import Limits, WorkerProcess
 
@@ -42,7 +42,10 @@ class SubprocessBackend:
             self.process.kill()
             self.restarts += 1
         self.generation += 1
-        self.process = WorkerProcess(self.workdir, self.generation, self.limits, self.device)
+        try:
+            self.process = WorkerProcess(self.workdir, self.generation, self.limits, self.device)
+        except Exception as exc:  # noqa: BLE001 - never blame the student for the grader's failure
+            raise GraderError(f"could not start the worker process: {type(exc).__name__}: {exc}") from exc
         return True
 
     def request(self, frame: bytes, timeout: float | None) -> bytes:

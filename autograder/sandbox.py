@@ -11,21 +11,26 @@ Requests and answers travel on two dedicated pipes, never on stdout.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from autograder.errors import WorkerCrashed, WorkerTimeout
+from autograder.errors import SandboxError, WorkerCrashed, WorkerTimeout
 
 MAX_FRAME_BYTES = 2 * 1024**3
+SETUP_FAILED = "autograder: sandbox setup failed"
+SETUP_FAILED_CODE = 97
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Limits:
     max_file_mb: int | None = 512  # largest file the worker may write
     threads: int | None = None  # torch intra-op threads; None: torch's default
     user: str | None = None  # run as this user when the grader is root (Gradescope)
+    hidden_paths: tuple[str, ...] = ()  # folders the worker must not see (solutions, grading tests...)
+    namespaces: bool | None = None  # None: use Linux namespaces when the grader is root and they work
 
 
 def _primary_group(user: str) -> int:
@@ -64,6 +71,77 @@ def check_worker_user(user: str | None) -> None:
             f"--worker-user {user}: that user cannot run {sys.executable} with torch and the autograder "
             f"installed (is the interpreter in a folder only root can read, such as /root?):\n{problem}"
         )
+
+
+def _namespace_script(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None) -> str:
+    """Shell prelude run as root in fresh mount and network namespaces, just before the worker.
+
+    Each hidden folder is covered by an empty tmpfs with no permissions; the whole file system is
+    made read-only except the submission's working directory (and /dev/shm); then every
+    capability is dropped, so the student's code, even running as uid 0, can neither unmount,
+    remount nor read what is hidden. The new network namespace has no interface up: no network.
+    """
+    def step(command: str) -> str:
+        return f"{command} || fail {shlex.quote(command)}"
+
+    commands = [f'fail() {{ echo "{SETUP_FAILED}: $1" >&2; exit {SETUP_FAILED_CODE}; }}',
+                step("mount --make-rprivate /")]
+    for path in outermost(hidden_paths):
+        if Path(path).is_dir():
+            commands.append(step(f"mount -t tmpfs -o size=4k,mode=000 tmpfs {shlex.quote(path)}"))
+    work = shlex.quote(str(workdir))
+    # `cd` again after the bind mount: the inherited working directory is the one underneath it.
+    commands += [step(f"mount --bind {work} {work}"), step("mount -o remount,bind,ro /"), step(f"cd {work}"),
+                 f'exec setpriv {_switch_user(user)}--bounding-set=-all --inh-caps=-all --ambient-caps=-all '
+                 '--no-new-privs "$@"']
+    return "; ".join(commands)
+
+
+def _switch_user(user: str | None) -> str:
+    """setpriv options that become ``user`` (after the mounts, which need root)."""
+    if not user:
+        return ""
+    entry = pwd.getpwnam(user)
+    return f"--reuid={entry.pw_uid} --regid={entry.pw_gid} --clear-groups "
+
+
+def outermost(paths: tuple[str, ...]) -> list[str]:
+    """The paths that are not inside another one (hiding a folder hides what it contains)."""
+    resolved = sorted({str(Path(p).resolve()) for p in paths}, key=len)
+    kept: list[str] = []
+    for path in resolved:
+        if not any(Path(path).is_relative_to(parent) for parent in kept):
+            kept.append(path)
+    return kept
+
+
+def _namespace_prefix(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None) -> list[str]:
+    return ["unshare", "--mount", "--net", "--fork", "--kill-child", "--", "sh", "-c",
+            _namespace_script(hidden_paths, workdir, user), "autograder-sandbox"]
+
+
+@functools.cache
+def namespaces_available() -> bool:
+    """Whether this grader can put workers in namespaces: root, util-linux tools, and a kernel
+    (or container runtime) that allows it. Probed once with a harmless command."""
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
+        return False
+    with tempfile.TemporaryDirectory() as probe:
+        try:
+            result = subprocess.run([*_namespace_prefix((), Path(probe)), "true"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return result.returncode == 0
+
+
+def sandbox_description(limits: Limits) -> str:
+    if _use_namespaces(limits):
+        return "namespaces: read-only file system, grader folders hidden, no network, no capabilities"
+    return "separate process only (namespaces need a root grader)"
+
+
+def _use_namespaces(limits: Limits) -> bool:
+    return limits.namespaces is not False and namespaces_available()
 
 
 class OutputLog:
@@ -106,6 +184,7 @@ def worker_environment(device: str, threads: int | None) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "MPLBACKEND": "Agg",  # plt.show() in a notebook must not try to open a window
+        "MPLCONFIGDIR": "tmp",  # the file system may be read-only outside the working directory
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS
     }
     if threads:
@@ -128,17 +207,21 @@ class WorkerProcess:
         req_read, req_write = os.pipe()
         resp_read, resp_write = os.pipe()
         memory = limits.memory_mb if device == "cpu" else None  # CUDA maps huge address ranges
+        namespaces = _use_namespaces(limits)
         cmd = [
             sys.executable, "-I", "-c", "from autograder.worker import main; main()",
             "--fd-in", str(req_read), "--fd-out", str(resp_write), "--generation", str(generation),
             "--memory-mb", str(memory or 0), "--max-file-mb", str(limits.max_file_mb or 0),
             "--threads", str(limits.threads or 0),
         ]
+        if namespaces:
+            cmd = _namespace_prefix(limits.hidden_paths, self.workdir, limits.user) + cmd
         kwargs = {}
         if limits.user and os.geteuid() == 0:
-            kwargs.update(user=limits.user, group=_primary_group(limits.user), extra_groups=[])
             for path in [self.workdir, *self.workdir.rglob("*")]:
                 shutil.chown(path, user=limits.user, group=_primary_group(limits.user))
+            if not namespaces:  # with namespaces, setpriv switches user after the mounts
+                kwargs.update(user=limits.user, group=_primary_group(limits.user), extra_groups=[])
         self.started = time.monotonic()
         try:
             self.proc = subprocess.Popen(
@@ -183,7 +266,10 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             code = None
         self.kill()
-        return WorkerCrashed(code, self.output.since(0, limit=1500))
+        output = self.output.since(0, limit=1500)
+        if code == SETUP_FAILED_CODE and SETUP_FAILED in output:
+            return SandboxError(output.strip())
+        return WorkerCrashed(code, output)
 
     @property
     def alive(self) -> bool:

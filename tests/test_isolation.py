@@ -244,3 +244,86 @@ def test_memory_hogs_fail_their_test_only(config, tests_dir, tmp_path):
     result, tests = grade(config, tests_dir, tmp_path, hog)
     assert tests["test_slow"].status == "failed" and "memory" in tests["test_slow"].output.lower()
     assert result.score == 4
+
+
+PROBE_TEST = '''
+import pytest
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_probe(sub):
+    report = sub.probe()
+    assert report == {"solutions": "denied", "grading_tests": "denied", "write_repo": "denied",
+                      "other_submission": "denied", "results": "denied", "write_workdir": "ok",
+                      "network": "denied"}, report
+'''
+
+PROBE = '''
+import os, socket
+
+def attempt(action):
+    try:
+        action()
+        return "ok"
+    except OSError:
+        return "denied"
+
+def probe():
+    return {{
+        "solutions": attempt(lambda: os.listdir({solutions!r})),
+        "grading_tests": attempt(lambda: open({hidden_test!r}).read()),
+        "write_repo": attempt(lambda: open({repo_file!r}, "w").write("pwned")),
+        "other_submission": attempt(lambda: open({other!r}).read()),
+        "results": attempt(lambda: os.listdir({out!r})),
+        "write_workdir": attempt(lambda: open("scratch.txt", "w").write("fine")),
+        "network": attempt(lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2)),
+    }}
+'''
+
+
+def test_root_grader_hides_its_folders_and_blocks_writes_and_network(config, tmp_path):
+    """On a root grader (CI, Gradescope, containers) workers run in namespaces: the grader's folders
+    and other students' files are hidden, the file system is read-only, and there is no network."""
+    import socket
+
+    from autograder.sandbox import namespaces_available
+
+    if not namespaces_available():
+        pytest.skip("Linux namespaces need a root grader (and a kernel or container that allows them)")
+    tests = tmp_path / "probe_tests"
+    tests.mkdir()
+    (tests / "test_probe.py").write_text(PROBE_TEST)
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    (subs / "bob.py").write_text("secret = 1\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    repo = config.repo_root
+    (subs / "alice.py").write_text(PROBE.format(
+        solutions=str(repo / "solutions"), hidden_test=str(repo / "grading_tests" / "autoencoder" / "test_hidden.py"),
+        repo_file=str(repo / "README.md"), other=str(subs / "bob.py"), out=str(out),
+        port=listener.getsockname()[1]))
+    readme = (repo / "README.md").read_text()
+    try:
+        result = grade_submission(config, subs / "alice.py", out, device="cpu", tests_dir=tests)
+    finally:
+        listener.close()
+    assert (repo / "README.md").read_text() == readme
+    assert result.score == 1, result.tests[0].output
+    assert "namespaces" in result.versions["sandbox"]
+
+
+def test_grader_failures_are_not_blamed_on_the_student(monkeypatch, tmp_path):
+    from autograder import remote
+    from autograder.errors import GraderError
+
+    def broken(*args, **kwargs):
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(remote, "WorkerProcess", broken)
+    session = remote.Session(remote.SubprocessBackend(tmp_path), entry="student.py")
+    with pytest.raises(GraderError, match="not a problem with your submission"):
+        session.hello()
