@@ -88,7 +88,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from autograder.templates import template_dir
 
-    config = load_config(args.assignment)
+    config = load_config(args.assignment or _assignment_of_folder(Path.cwd()))
     tests = Path(args.tests_dir) if args.tests_dir else None
     if tests is None:
         for candidate in (Path.cwd() / "tests", template_dir(config) / "tests"):
@@ -104,6 +104,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.isolated:
         pytest_args.append("--isolated")
     return int(pytest.main(pytest_args + list(args.pytest_args)))
+
+
+def _assignment_of_folder(folder: Path) -> str:
+    """The assignment a student's folder belongs to, from the pytest.ini of its template."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(folder / "pytest.ini")
+    name = ini.get("pytest", "autograder_assignment", fallback=None)
+    if name:
+        return name
+    names = available_assignments()
+    if len(names) == 1:
+        return names[0]
+    raise SystemExit(f"Which assignment? Pass --assignment (one of: {', '.join(names)}), or run this in your "
+                     "assignment folder (the one with pytest.ini).")
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
@@ -140,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     check = sub.add_parser("check", help="run the public tests on your own work")
     check.add_argument("submission", nargs="?", help="your .py or .ipynb (default: found next to tests/)")
-    check.add_argument("--assignment", default="autoencoder")
+    check.add_argument("--assignment", help="default: from pytest.ini in this folder")
     check.add_argument("--tests-dir")
     check.add_argument("--isolated", action="store_true", help="run your code in a separate process, like the grader")
     check.set_defaults(func=_cmd_check)

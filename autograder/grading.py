@@ -139,7 +139,3 @@ def grade_batch(config: AssignmentConfig, sources: list[Path], out_dir: Path, *,
             progress(result)
     write_gradebook(out_dir)
     return results
-
-
-def default_device() -> str:
-    return os.environ.get("AUTOGRADER_DEVICE", "auto")

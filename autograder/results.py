@@ -9,7 +9,7 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,3 @@ def gradebook_csv(results: list[SubmissionResult]) -> str:
             (result.error or "").splitlines()[0] if result.error else "",
         ])
     return buffer.getvalue()
-
-
-def as_dict(result: SubmissionResult) -> dict:
-    return asdict(result)

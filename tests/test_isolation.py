@@ -6,7 +6,6 @@ are exercised on the real autoencoder tests in test_autoencoder_examples.py.
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
