@@ -114,6 +114,17 @@ class SubmissionResult:
         )
 
 
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "results.schema.json"
+
+
+def validate_results(data: dict) -> None:
+    """Raise ``jsonschema.ValidationError`` if ``data`` is not a valid results.json."""
+    import jsonschema
+
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")),
+                        format_checker=jsonschema.FormatChecker())
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -2,6 +2,7 @@
 scores full marks, the blank template zero, and each known-bad submission (examples/autoencoder/
 mutants.toml) fails exactly the tests it should, all through the real grading driver."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from autograder.config import load_config
 from autograder.examples import BLANK, REFERENCE, build_examples, verdict
 from autograder.grading import grade_batch
+from autograder.results import validate_results
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +23,10 @@ def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("examples")
     examples = build_examples(config, folder / "submissions")
     results = grade_batch(config, [e.path for e in examples], folder / "results", device="cpu")
+    written = sorted((folder / "results").glob("*/results.json"))
+    assert len(written) == len(examples)
+    for path in written:
+        validate_results(json.loads(path.read_text()))
     return {e.name: (e, r) for e, r in zip(examples, results)}
 
 
