@@ -4,6 +4,7 @@
     nox -s demo                               grade the example submissions, print the gradebooks
     nox -s grade -- ASSIGNMENT SUB... [--out DIR] [--device cuda]
     nox -s release                            regenerate the student templates from the solutions
+    nox -s gradescope -- ASSIGNMENT           build dist/gradescope/ASSIGNMENT.zip for Gradescope
 """
 
 from __future__ import annotations
@@ -55,3 +56,12 @@ def release(session: nox.Session) -> None:
     _install(session)
     session.run("autograder", "release", *session.posargs)
     session.run("autograder", "release", "--check")
+
+
+@nox.session
+def gradescope(session: nox.Session) -> None:
+    """Build the Gradescope autograder zip: nox -s gradescope -- ASSIGNMENT [--out ZIP]."""
+    if not session.posargs:
+        session.error("usage: nox -s gradescope -- ASSIGNMENT [--out ZIP]")
+    _install(session)
+    session.run("autograder", "gradescope", "build", *session.posargs)

@@ -4,6 +4,7 @@
     autograder check [SUBMISSION] [--assignment NAME] [-- PYTEST ARGS]   public tests, locally
     autograder release [ASSIGNMENT...] [--check]            regenerate (or verify) student templates
     autograder demo [ASSIGNMENT...] --out DIR               grade the example submissions, check verdicts
+    autograder gradescope build ASSIGNMENT [--out ZIP]      the Gradescope autograder zip
     autograder list                                          the assignments this checkout has
 """
 
@@ -106,6 +107,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return int(pytest.main(pytest_args + list(args.pytest_args)))
 
 
+def _cmd_gradescope(args: argparse.Namespace) -> int:
+    from autograder.gradescope import build_zip
+
+    config = load_config(args.assignment)
+    out = build_zip(config, Path(args.out or f"dist/gradescope/{config.name}.zip"))
+    print(f"wrote {out}: upload it as the autograder of the Gradescope assignment (see README)")
+    return 0
+
+
 def _assignment_of_folder(folder: Path) -> str:
     """The assignment a student's folder belongs to, from the pytest.ini of its template."""
     import configparser
@@ -171,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="grading-output/demo")
     demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     demo.set_defaults(func=_cmd_demo)
+
+    gradescope = sub.add_parser("gradescope", help="Gradescope: build an assignment's autograder zip")
+    gradescope.add_argument("action", choices=["build"])
+    gradescope.add_argument("assignment")
+    gradescope.add_argument("--out", help="default: dist/gradescope/<assignment>.zip")
+    gradescope.set_defaults(func=_cmd_gradescope)
 
     listing = sub.add_parser("list", help="list assignments")
     listing.set_defaults(func=lambda a: print("\n".join(available_assignments())) or 0)

@@ -84,6 +84,7 @@ def _collect(raw: Path, name: str, config: AssignmentConfig, notes: list[str], e
         data = json.loads(raw.read_text(encoding="utf-8"))
         result.tests = [TestResult(**t) for t in data["tests"]]
         result.seed, result.device, result.versions = data["seed"], data["device"], data["versions"]
+        result.leaderboard = data.get("leaderboard", [])
         result.notes = list(dict.fromkeys(result.notes + data.get("notes", [])))
         return result
     journal = raw.with_suffix(".partial.jsonl")

@@ -95,6 +95,7 @@ class GradingState:
         self.started = time.monotonic()
         self.submission_error: str | None = opt("--submission-error")
         self.notes: list[str] = []
+        self.leaderboard: dict[str, dict] = {}
         self.worker_info: dict = {}
         self._session = None
         self.sandbox = "not started"
@@ -271,6 +272,17 @@ def partial_credit(request: pytest.FixtureRequest):
     return record
 
 
+@pytest.fixture
+def leaderboard(grading_state: GradingState):
+    """``leaderboard(name, value, order="desc")``: publish a metric on Gradescope's leaderboard
+    (for example a GAN's precision and recall). Students are ranked, not graded, on it."""
+    def record(name: str, value: float, order: str = "desc") -> None:
+        if order not in ("asc", "desc"):
+            raise ValueError("order must be 'asc' or 'desc'")
+        grading_state.leaderboard[name] = {"name": name, "value": float(value), "order": order}
+    return record
+
+
 @pytest.fixture(autouse=True)
 def _autograder_per_test(request: pytest.FixtureRequest):
     state = _state(request.config)
@@ -401,6 +413,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "device": str(state.device),
             "notes": state.notes,
             "error": state.submission_error,
+            "leaderboard": list(state.leaderboard.values()),
             "versions": {
                 "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
                 "autograder": __version__, "worker": state.worker_info, "isolated": state.isolated,

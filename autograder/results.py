@@ -58,6 +58,7 @@ class SubmissionResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # the submission could not be graded normally (message for students)
     execution_time: float = 0.0
+    leaderboard: list[dict] = field(default_factory=list)  # [{name, value, order}]
 
     @property
     def score(self) -> float:
@@ -93,6 +94,7 @@ class SubmissionResult:
                 "error": self.error, "notes": self.notes,
             },
             "tests": [t.to_gradescope() for t in self.tests],
+            **({"leaderboard": self.leaderboard} if self.leaderboard else {}),
         }
 
     @classmethod
@@ -111,6 +113,7 @@ class SubmissionResult:
             submission=extra.get("submission", ""), assignment=extra.get("assignment", ""), tests=tests,
             seed=extra.get("seed"), device=extra.get("device"), versions=extra.get("versions", {}),
             notes=extra.get("notes", []), error=extra.get("error"), execution_time=data.get("execution_time", 0.0),
+            leaderboard=data.get("leaderboard", []),
         )
 
 

@@ -98,7 +98,7 @@ class WorkerServer:
         encoder = protocol.Encoder()
         error = {
             "type": _safe(lambda: type(exc).__name__, "Exception"),
-            "message": prefix + _safe(lambda: str(exc), "<unprintable exception>")[:MAX_ERROR_CHARS],
+            "message": self._relative(prefix + _safe(lambda: str(exc), "<unprintable exception>"))[:MAX_ERROR_CHARS],
             "traceback": _safe(lambda: self._format_traceback(exc), "")[:MAX_ERROR_CHARS],
         }
         return protocol.pack({"ok": False, "error": error}, encoder)
@@ -114,7 +114,12 @@ class WorkerServer:
                 frame.filename = os.path.relpath(frame.filename, root)
         lines = traceback.format_list(shown)
         lines += traceback.format_exception_only(type(exc), exc)
-        return "Traceback (most recent call last):\n" + "".join(lines)
+        return self._relative("Traceback (most recent call last):\n" + "".join(lines))
+
+    def _relative(self, text: str) -> str:
+        """Paths inside the submission as the student knows them (a SyntaxError carries its path
+        in its text, not in a frame)."""
+        return text.replace(str(self.submission_root) + os.sep, "")
 
     # -- operations -------------------------------------------------------------------------
     def op_hello(self) -> dict:
