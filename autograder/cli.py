@@ -142,10 +142,24 @@ def _cmd_release(args: argparse.Namespace) -> int:
             print(problem)
         print("templates are up to date" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
+    import tempfile
+    import zipfile
+
+    from autograder.templates import build_student_bundle, public_tests_fail_cleanly
+
+    problems = 0
     for name in names:
-        for path in write_release(load_config(name)):
+        config = load_config(name)
+        for path in write_release(config):
             print(f"wrote {path}")
-    return 0
+        bundle = build_student_bundle(config, Path(args.out) / f"{name}.zip")
+        print(f"wrote {bundle} (no solution code, no hidden test)")
+        with tempfile.TemporaryDirectory() as tmp:
+            zipfile.ZipFile(bundle).extractall(tmp)
+            problem = public_tests_fail_cleanly(Path(tmp) / name)
+        print(f"  {problem}" if problem else "  the public tests fail cleanly on the blank template")
+        problems += problem is not None
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     release = sub.add_parser("release", help="regenerate student templates from the solutions")
     release.add_argument("assignments", nargs="*")
     release.add_argument("--check", action="store_true", help="only verify that committed templates are current")
+    release.add_argument("--out", default="dist/student", help="where the student bundles (zips) go")
     release.set_defaults(func=_cmd_release)
 
     demo = sub.add_parser("demo", help="grade the example submissions and check their verdicts")

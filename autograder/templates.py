@@ -157,3 +157,71 @@ def check_release(config: AssignmentConfig) -> list[str]:
             if "pytest.mark.hidden" in text:
                 problems.append(f"{path}: contains a hidden test")
     return problems
+
+
+BUNDLE_CONFTEST = '''"""Loads the grading plugin for the public tests, unless it is already installed (pip install)."""
+from importlib.metadata import entry_points
+
+if not any(ep.value == "autograder.plugin" for ep in entry_points(group="pytest11")):
+    pytest_plugins = ["autograder.plugin"]
+'''
+BUNDLE_REQUIREMENTS = "torch\nnumpy\nscikit-learn\npytest\nnbformat\njupytext\nrich\njsonschema\n"
+
+
+def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:
+    """A zip for students: the template (script and notebook), the public tests, the handout,
+    the course code they import, and the engine that runs the public tests. Never a solution
+    region or a hidden test (checked here, on the zip's content)."""
+    import zipfile
+
+    base = config.name
+    files = {f"{base}/{rel}": content for rel, content in render_release(config).items()}
+    files[f"{base}/conftest.py"] = BUNDLE_CONFTEST
+    files[f"{base}/requirements.txt"] = BUNDLE_REQUIREMENTS
+    root = config.repo_root
+    sources = [root / "assignments" / "__init__.py", *sorted(config.course_dir.rglob("*")),
+               *sorted((root / "autograder").rglob("*"))]
+    for path in sources:
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[f"{base}/{path.relative_to(root)}"] = path.read_text(encoding="utf-8")
+    solution_lines = _solution_only_lines(solution_path(config).read_text(encoding="utf-8"))
+    for name, content in files.items():
+        leaked = [line for line in solution_lines if line in content]
+        if leaked:
+            raise TemplateError(f"{name} contains solution code: {leaked[0]!r}")
+        if "pytest.mark.hidden" in content and "/tests/" in name:
+            raise TemplateError(f"{name} contains a hidden test")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in sorted(files.items()):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), content)
+    return out
+
+
+def _solution_only_lines(solution: str) -> list[str]:
+    """Distinctive lines that exist only inside solution regions (what must never be released)."""
+    lines, inside = [], False
+    for line in solution.splitlines():
+        if _BEGIN.match(line):
+            inside = True
+            continue
+        if _END.match(line):
+            inside = False
+            continue
+        code = line.strip().removesuffix("# SOLUTION").strip() if _LINE.match(line) else line.strip()
+        if (inside or _LINE.match(line)) and len(code) > 20 and not code.startswith("#"):
+            lines.append(code)
+    return lines
+
+
+def public_tests_fail_cleanly(bundle_dir: Path) -> str | None:
+    """Run the public tests of an unzipped bundle on its blank template: every test must fail
+    (pytest exit code 1), none may error or crash the run. Returns the problem, or None."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=bundle_dir,
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 1 or " error" in proc.stdout.splitlines()[-1] or " passed" in proc.stdout.splitlines()[-1]:
+        return f"public tests on the blank template: exit code {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return None

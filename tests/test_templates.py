@@ -73,3 +73,38 @@ def test_template_keeps_every_public_name_of_the_solution(name):
         return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")}
 
     assert public_names(solution) == public_names(template)
+
+
+def test_student_bundle_runs_its_public_tests_and_leaks_nothing(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    from autograder.templates import build_student_bundle, public_tests_fail_cleanly
+
+    config = load_config("autoencoder")
+    bundle = build_student_bundle(config, tmp_path / "autoencoder.zip")
+    zipfile.ZipFile(bundle).extractall(tmp_path / "unzipped")
+    folder = tmp_path / "unzipped" / "autoencoder"
+    assert not list(folder.rglob("test_hidden*")) and not (folder / "solutions").exists()
+    assert public_tests_fail_cleanly(folder) is None
+    (folder / "autoencoder.py").write_text(solution_path(config).read_text())  # the student finishes
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=folder,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "10 / 10" in done.stdout, done.stdout[-2000:]
+
+
+def test_a_solution_line_in_released_material_stops_the_bundle(tmp_path, monkeypatch):
+    import autograder.templates as templates
+
+    config = load_config("autoencoder")
+    real = templates.render_release
+
+    def leaky(cfg):
+        files = real(cfg)
+        files["README.md"] += "\nHint: `return ((x - x_hat) ** 2).sum(dim=1).mean()`\n"
+        return files
+
+    monkeypatch.setattr(templates, "render_release", leaky)
+    with pytest.raises(TemplateError, match="contains solution code"):
+        templates.build_student_bundle(config, tmp_path / "leaky.zip")

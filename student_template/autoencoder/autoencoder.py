@@ -16,7 +16,7 @@
 import torch
 from torch import nn
 
-from assignments.autoencoder.data import load_digits_split, pca_baseline_mse
+from assignments.autoencoder.data import load_digits_split, ood_inputs, pca_baseline_mse
 
 # %% [markdown]
 # ## 1. An MLP autoencoder
@@ -36,13 +36,14 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, input_dim) -> (B, latent_dim)."""
-        ...
+        raise NotImplementedError("not implemented yet: replace this line with your code")
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) -> (B, input_dim), values in [0, 1]."""
-        ...
+        raise NotImplementedError("not implemented yet: replace this line with your code")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, input_dim) -> its reconstruction (B, input_dim)."""
         return self.decode(self.encode(x))
 
 
@@ -53,6 +54,7 @@ class Autoencoder(nn.Module):
 
 # %%
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """E ||x - x_hat||^2: squared error summed over the features, averaged over the batch (0-d tensor)."""
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
@@ -60,11 +62,20 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # ## 2. Training, and a denoising autoencoder
 #
 # A denoising autoencoder sees a corrupted input and learns to output the *clean* one, so it
-# cannot just copy its input. `add_noise` adds Gaussian noise and clamps back to [0, 1].
+# cannot just copy its input. `add_noise` adds Gaussian noise N(0, noise_std^2) to every pixel
+# and clamps the result back to [0, 1].
+#
+# `train_autoencoder` is a standard PyTorch training loop. Move the model and the data to
+# `device`, create an Adam optimiser, then for each epoch: shuffle the training set
+# (`torch.randperm`), and for each mini-batch compute the loss, `zero_grad`, `backward`, `step`.
+# With `noise_std > 0` the model gets `add_noise(batch)` as input and the clean batch as target.
+# Return the mean training loss of each epoch (weight each batch by its size: the last one may
+# be smaller), and leave the model in eval mode. Do not seed inside: the grader seeds torch.
 
 
 # %%
 def add_noise(x: torch.Tensor, noise_std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x + N(0, noise_std^2) noise, clamped to [0, 1]. ``generator`` (optional) makes the noise reproducible."""
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
@@ -81,7 +92,10 @@ def train_autoencoder(model: nn.Module, x_train: torch.Tensor, *, epochs: int = 
 # ## 3. Anomaly detection
 #
 # An autoencoder reconstructs well what looks like its training data. The reconstruction error
-# of an input is therefore an anomaly score: high for inputs unlike the training digits.
+# of an input is therefore an anomaly score: high for inputs unlike the training digits. Compute
+# it in eval mode and without building a graph (`torch.no_grad()`): it is evaluation, not
+# training. `assignments.autoencoder.data.ood_inputs` makes out-of-distribution inputs (random
+# noise, inverted digits, digits with shuffled pixels) to try it on.
 
 
 # %%
@@ -106,6 +120,7 @@ def anomaly_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 # %%
 def reparameterize(mu: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+    """A differentiable sample z = mu + exp(rho / 2) * eps of N(mu, exp(rho)), eps ~ N(0, I)."""
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
@@ -124,7 +139,8 @@ class VAE(nn.Module):
         raise NotImplementedError("not implemented yet: replace this line with your code")
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        ...
+        """(B, latent_dim) -> (B, input_dim), values in [0, 1]."""
+        raise NotImplementedError("not implemented yet: replace this line with your code")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (x_hat, mu, rho), with x_hat decoded from a sample of q(z | x)."""
@@ -146,13 +162,38 @@ def train_vae(model: VAE, x_train: torch.Tensor, *, epochs: int = 60, batch_size
 # %% [markdown]
 # ## Try it
 #
-# Compare your autoencoder with PCA, the best *linear* autoencoder with the same code size.
+# Compare your autoencoder with PCA, the best *linear* autoencoder with the same code size,
+# check that the denoiser denoises, and that anomaly scores are higher for noise than for digits.
+# This cell is tagged `skip` and sits under `if __name__ == "__main__":`, so the grader never
+# runs it.
 
 # %% tags=["skip"]
 if __name__ == "__main__":
+    torch.manual_seed(0)
     x_train, x_test = load_digits_split()
+
     model = Autoencoder(64, 8)
     losses = train_autoencoder(model, x_train, epochs=30)
     with torch.no_grad():
         test_mse = ((model(x_test) - x_test) ** 2).mean().item()
-    print(f"autoencoder test MSE {test_mse:.4f}; PCA(8) {pca_baseline_mse(x_train, x_test, 8):.4f}")
+    print(f"loss {losses[0]:.2f} -> {losses[-1]:.2f}; test MSE per pixel {test_mse:.4f}, "
+          f"PCA(8) {pca_baseline_mse(x_train, x_test, 8):.4f}, mean image {pca_baseline_mse(x_train, x_test, 0):.4f}")
+
+    noise = ood_inputs(len(x_test), "noise")
+    scores = anomaly_scores(model, torch.cat([x_test, noise]))
+    print(f"anomaly score: digits {scores[:len(x_test)].mean():.2f}, noise {scores[len(x_test):].mean():.2f}")
+
+    denoiser = Autoencoder(64, 32)
+    train_autoencoder(denoiser, x_train, epochs=30, noise_std=0.5)
+    noisy = add_noise(x_test, 0.5)
+    with torch.no_grad():
+        denoised_mse = ((denoiser(noisy) - x_test) ** 2).mean().item()
+    print(f"noisy digits MSE {((noisy - x_test) ** 2).mean():.4f}, denoised {denoised_mse:.4f}")
+
+    vae = VAE(64, 8)
+    train_vae(vae, x_train, epochs=30, kl_weight=0.1)
+    with torch.no_grad():
+        mu, rho = vae.encode(x_test)
+        vae_mse = ((vae.decode(mu) - x_test) ** 2).mean().item()
+        samples = vae.decode(torch.randn(16, 8))  # new digits, decoded from the prior
+    print(f"VAE test MSE from the posterior mean {vae_mse:.4f}; samples {tuple(samples.shape)}")
