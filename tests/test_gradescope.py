@@ -136,3 +136,11 @@ def test_leaderboard_metrics_reach_results_json(config, tmp_path):
     assert result.score == 1
     assert data["leaderboard"] == [{"name": "precision", "value": 0.75, "order": "desc"},
                                    {"name": "fid", "value": 12.5, "order": "asc"}]
+
+
+def test_gradescope_scripts_are_valid_bash(autograder_zip, tmp_path):
+    with zipfile.ZipFile(autograder_zip) as zf:
+        zf.extractall(tmp_path)
+    for script in ("setup.sh", "run_autograder"):
+        check = subprocess.run(["bash", "-n", str(tmp_path / script)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr

@@ -326,3 +326,44 @@ def test_grader_failures_are_not_blamed_on_the_student(monkeypatch, tmp_path):
     session = remote.Session(remote.SubprocessBackend(tmp_path), entry="student.py")
     with pytest.raises(GraderError, match="not a problem with your submission"):
         session.hello()
+
+
+def test_sandbox_switches_to_the_worker_user_after_mounting(tmp_path):
+    """The mechanism behind --worker-user on a root grader, shown with a shell instead of Python
+    (here the interpreter lives under /root, which an unprivileged user cannot enter)."""
+    import os
+    import shutil
+    import subprocess
+
+    from autograder.sandbox import _namespace_prefix, namespaces_available
+
+    if not namespaces_available():
+        pytest.skip("needs a root grader with Linux namespaces")
+    secret = tmp_path / "source"
+    secret.mkdir(mode=0o700)
+    (secret / "test_hidden.py").write_text("hidden")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.chown(workdir, user="nobody")
+    os.chmod(tmp_path, 0o755)
+    command = _namespace_prefix((), workdir, user="nobody") + [
+        "sh", "-c", f"id -u; cat {secret}/test_hidden.py 2>/dev/null || echo denied; touch mine && echo wrote"]
+    out = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=30).stdout.split()
+    assert out == ["65534", "denied", "wrote"]
+
+
+def test_worker_user_end_to_end(config, tests_dir, tmp_path):
+    from autograder.sandbox import check_worker_user
+
+    try:
+        check_worker_user("nobody")
+    except SystemExit as exc:
+        pytest.skip(str(exc).splitlines()[0])
+    import os
+
+    os.environ["AUTOGRADER_WORKER_USER"] = "nobody"
+    try:
+        result, _ = grade(config, tests_dir, tmp_path, GOOD)
+    finally:
+        del os.environ["AUTOGRADER_WORKER_USER"]
+    assert result.score == 5
