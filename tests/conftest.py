@@ -21,3 +21,25 @@ def every_results_json_is_schema_valid(tmp_path):
 
     for path in tmp_path.rglob("results.json"):
         validate_results(json.loads(path.read_text()))
+
+
+@pytest.fixture(scope="session")
+def graded_examples(tmp_path_factory):
+    """The autoencoder examples (reference, blank template, known-bad), graded once through the
+    real driver: {name: (example, result)}. Shared by the example and the Gradescope tests."""
+    import json
+
+    from autograder.config import load_config
+    from autograder.examples import build_examples
+    from autograder.grading import grade_batch
+    from autograder.results import validate_results
+
+    config = load_config("autoencoder")
+    folder = tmp_path_factory.mktemp("examples")
+    examples = build_examples(config, folder / "submissions")
+    results = grade_batch(config, [e.path for e in examples], folder / "results", device="cpu")
+    written = sorted((folder / "results").glob("*/results.json"))
+    assert len(written) == len(examples)
+    for path in written:
+        validate_results(json.loads(path.read_text()))
+    return {e.name: (e, r) for e, r in zip(examples, results)}

@@ -2,7 +2,6 @@
 scores full marks, the blank template zero, and each known-bad submission (examples/autoencoder/
 mutants.toml) fails exactly the tests it should, all through the real grading driver."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -10,24 +9,14 @@ import sys
 import pytest
 
 from autograder.config import load_config
-from autograder.examples import BLANK, REFERENCE, build_examples, verdict
-from autograder.grading import grade_batch
-from autograder.results import validate_results
+from autograder.examples import BLANK, REFERENCE, verdict
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    config = load_config("autoencoder")
-    folder = tmp_path_factory.mktemp("examples")
-    examples = build_examples(config, folder / "submissions")
-    results = grade_batch(config, [e.path for e in examples], folder / "results", device="cpu")
-    written = sorted((folder / "results").glob("*/results.json"))
-    assert len(written) == len(examples)
-    for path in written:
-        validate_results(json.loads(path.read_text()))
-    return {e.name: (e, r) for e, r in zip(examples, results)}
+@pytest.fixture
+def graded(graded_examples):
+    return graded_examples
 
 
 def test_there_are_enough_known_bad_submissions_in_both_formats(graded):

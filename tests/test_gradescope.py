@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from autograder.config import load_config
-from autograder.examples import build_examples
+from autograder.examples import verdict
 from autograder.gradescope import build_zip
 from autograder.grading import grade_submission
-from autograder.results import validate_results
+from autograder.results import SubmissionResult, validate_results
 
 pytestmark = pytest.mark.slow
 
@@ -75,27 +75,27 @@ def run_autograder(root: Path, python: str | None = None) -> dict:
     return data
 
 
-@pytest.fixture(scope="module")
-def examples(config, tmp_path_factory):
-    return {e.name: e for e in build_examples(config, tmp_path_factory.mktemp("examples"))}
+EXAMPLES = ["reference", "blank_template", "bad_exp_rho_notebook", "bad_mean_over_pixels", "bad_forgot_optimizer_step",
+            "bad_denoiser_noisy_target_notebook", "bad_anomaly_sign", "cheat_sys_exit",
+            "cheat_monkeypatch_comparisons", "cheat_always_equal"]
 
 
-@pytest.mark.parametrize("name", ["reference", "blank_template", "bad_anomaly_sign"])
-def test_verdicts_match_local_grading(config, autograder_zip, examples, tmp_path, name):
-    source = examples[name].path
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_gets_the_same_verdict_as_local_grading(autograder_zip, graded_examples, tmp_path, name):
+    example, local = graded_examples[name]
     metadata = {"id": 7, "created_at": "2026-11-22T10:00:00Z", "assignment": {"id": 3, "due_date": "2026-12-01"},
                 "users": [{"email": "alice@example.org", "name": "Alice"}], "previous_submissions": []}
-    data = run_autograder(make_root(tmp_path / "gs", autograder_zip, source, metadata))
-    local = grade_submission(config, source, tmp_path / "local", device="cpu")
+    data = run_autograder(make_root(tmp_path, autograder_zip, example.path, metadata))
     assert data["score"] == local.score
     assert {t["name"]: t["status"] for t in data["tests"]} == {
         t.name: "passed" if t.status == "passed" else "failed" for t in local.tests}
+    assert verdict(example, SubmissionResult.from_gradescope(data)) is None
     assert data["extra_data"]["gradescope"]["submission_id"] == 7
     assert "alice" not in json.dumps(data).lower()  # no names or e-mails copied into results
     visibility = {t["name"]: t["visibility"] for t in data["tests"]}
     assert visibility["test_autoencoder_shapes"] == "visible"
     assert visibility["test_training_reaches_pca_baseline"] == "after_published"
-    assert "namespaces" in data["extra_data"]["versions"]["sandbox"] or os.geteuid() != 0
+    assert os.geteuid() != 0 or "namespaces" in data["extra_data"]["versions"]["sandbox"]
 
 
 def test_broken_empty_and_exiting_submissions_get_valid_results(autograder_zip, tmp_path):
