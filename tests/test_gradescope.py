@@ -42,12 +42,9 @@ def test_zip_has_the_grader_and_nothing_secret(autograder_zip):
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
     assert "grading_tests/autoencoder/test_hidden.py" in names and "assignments/autoencoder/data.py" in names
     assert not [n for n in names if n.startswith(("solutions/", "examples/", "student_template/")) or "__pycache__" in n]
-    solution = (load_config("autoencoder").repo_root / "solutions" / "autoencoder" / "autoencoder.py").read_text()
-    secret, inside = [], False
-    for line in solution.splitlines():
-        inside = (inside or "# BEGIN SOLUTION" in line) and "# END SOLUTION" not in line
-        if (inside or line.rstrip().endswith("# SOLUTION")) and len(line.strip()) > 30:
-            secret.append(line.strip().removesuffix("# SOLUTION").strip())
+    from autograder.templates import _solution_only_lines, solution_path
+
+    secret = _solution_only_lines(solution_path(load_config("autoencoder")).read_text())
     assert len(secret) > 10
     assert not [line for line in secret for t in texts if line in t]
     requirements = texts[names.index("requirements.txt")]
