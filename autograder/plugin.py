@@ -22,6 +22,7 @@ the student template, where the submission is found next to the tests).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -61,16 +62,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grading-seed", type=int, default=None, help="seed (default: the assignment's)")
     group.addoption("--results-json", help="write the per-test results to this JSON file")
     # Used by the grading driver, which has already prepared a clean working directory.
-    group.addoption("--prepared-workdir", help=argparse_suppress())
-    group.addoption("--entry", help=argparse_suppress())
-    group.addoption("--submission-error", help=argparse_suppress())
+    group.addoption("--prepared-workdir", help=argparse.SUPPRESS)
+    group.addoption("--entry", help=argparse.SUPPRESS)
+    group.addoption("--submission-error", help=argparse.SUPPRESS)
     parser.addini("autograder_assignment", "assignment these tests belong to (student template)")
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 class GradingState:
@@ -219,11 +214,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "autograder: every grading test needs @pytest.mark.points(n) and exactly one of "
             "@pytest.mark.public / @pytest.mark.hidden. Missing on: " + ", ".join(problems)
         )
-    files: dict[str, int] = {}
-    for item in items:
-        file_number = files.setdefault(str(item.path), len(files) + 1)
-        count = sum(1 for other in items[: items.index(item)] if str(other.path) == str(item.path))
-        item.user_properties.append(("number", f"{file_number}.{count + 1}"))
+    file_numbers: dict[str, int] = {}
+    tests_in_file: dict[str, int] = {}
+    for item in items:  # Gradescope's "number": file.test, in collection order
+        path = str(item.path)
+        file_numbers.setdefault(path, len(file_numbers) + 1)
+        tests_in_file[path] = tests_in_file.get(path, 0) + 1
+        item.user_properties.append(("number", f"{file_numbers[path]}.{tests_in_file[path]}"))
     if state.results_path:
         _append_partial(state, {"collected": [item.nodeid for item in items]})
 

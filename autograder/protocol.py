@@ -15,6 +15,7 @@ concatenated raw buffers (tensor and array data) that the header refers to by of
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import struct
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+_PLAIN_DICT_SUBCLASSES = (collections.OrderedDict, collections.defaultdict)
 MAX_DEPTH = 64
 MAX_MESSAGE_BYTES = 2 * 1024**3  # 2 GiB: larger than any tensor a course test exchanges
 _HEADER = struct.Struct("<Q")
@@ -113,7 +115,8 @@ class Encoder:
         if t in (list, tuple, torch.Size):
             items = [self.encode(v, depth + 1) for v in value]
             return {"t": "list" if t is list else "tuple", "v": items}
-        if t is dict or (isinstance(value, dict) and self.make_handle is not None and _is_plain_dict_subclass(value)):
+        # OrderedDict (a state_dict) and defaultdict read like dicts; the worker may send them.
+        if t is dict or (self.make_handle is not None and t in _PLAIN_DICT_SUBCLASSES):
             return {"t": "dict", "v": [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]}
         if t in (bytes, bytearray):
             return {"t": "bytes", "b": self._add_buffer(bytes(value))}
@@ -151,13 +154,6 @@ class Encoder:
             raise ProtocolError(f"numpy arrays of dtype {array.dtype} are not supported")
         raw = np.ascontiguousarray(array).tobytes()
         return {"t": "ndarray", "dtype": dtype, "shape": list(array.shape), "b": self._add_buffer(raw)}
-
-
-def _is_plain_dict_subclass(value: dict) -> bool:
-    # OrderedDict (state_dict) and defaultdict carry no surprising behaviour for reading items.
-    import collections
-
-    return type(value) in (collections.OrderedDict, collections.defaultdict)
 
 
 class Decoder:
