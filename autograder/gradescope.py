@@ -32,7 +32,8 @@ from autograder.results import write_atomic
 
 WORKER_USER = "autograder-student"  # created by setup.sh; runs the students' code
 VENV = "/opt/autograder-venv"  # outside /autograder, which is hidden from the worker
-PINNED = ["torch", "numpy", "scikit-learn", "pytest", "nbformat", "jupytext", "rich", "jsonschema"]
+PINNED = ["torch", "numpy", "scikit-learn", "pytest", "nbformat", "jupytext", "rich", "jsonschema",
+          "torchattacks", "torchmetrics", "gymnasium"]
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 SETUP_SH = f"""#!/usr/bin/env bash

@@ -165,7 +165,7 @@ from importlib.metadata import entry_points
 if not any(ep.value == "autograder.plugin" for ep in entry_points(group="pytest11")):
     pytest_plugins = ["autograder.plugin"]
 '''
-BUNDLE_REQUIREMENTS = "torch\nnumpy\nscikit-learn\npytest\nnbformat\njupytext\nrich\njsonschema\n"
+BUNDLE_REQUIREMENTS = "torch\nnumpy\nscikit-learn\npytest\nnbformat\njupytext\nrich\njsonschema\ngymnasium\ntorchmetrics\n"
 
 
 def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:
@@ -175,7 +175,7 @@ def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:
     import zipfile
 
     base = config.name
-    files = {f"{base}/{rel}": content for rel, content in render_release(config).items()}
+    files: dict[str, str | bytes] = {f"{base}/{rel}": content for rel, content in render_release(config).items()}
     files[f"{base}/conftest.py"] = BUNDLE_CONFTEST
     files[f"{base}/requirements.txt"] = BUNDLE_REQUIREMENTS
     root = config.repo_root
@@ -183,9 +183,20 @@ def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:
                *sorted((root / "autograder").rglob("*"))]
     for path in sources:
         if path.is_file() and "__pycache__" not in path.parts:
-            files[f"{base}/{path.relative_to(root)}"] = path.read_text(encoding="utf-8")
-    solution_lines = _solution_only_lines(solution_path(config).read_text(encoding="utf-8"))
+            data = path.read_bytes()  # course code, and binary files such as pinned weights
+            try:
+                files[f"{base}/{path.relative_to(root)}"] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                files[f"{base}/{path.relative_to(root)}"] = data
+    # Lines the course code or the engine contain are public anyway (a common idiom such as
+    # `with torch.no_grad():`), so only the solution's other lines count as a leak.
+    public = {line.strip() for path in sources if path.suffix == ".py" and "__pycache__" not in path.parts
+              for line in path.read_text(encoding="utf-8").splitlines()}
+    solution_lines = [line for line in _solution_only_lines(solution_path(config).read_text(encoding="utf-8"))
+                      if line not in public]
     for name, content in files.items():
+        if isinstance(content, bytes):
+            continue
         leaked = [line for line in solution_lines if line in content]
         if leaked:
             raise TemplateError(f"{name} contains solution code: {leaked[0]!r}")

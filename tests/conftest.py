@@ -24,9 +24,10 @@ def every_results_json_is_schema_valid(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def graded_examples(tmp_path_factory):
-    """The autoencoder examples (reference, blank template, known-bad), graded once through the
-    real driver: {name: (example, result)}. Shared by the example and the Gradescope tests."""
+def graded_assignment(tmp_path_factory):
+    """grade(name) -> {example name: (example, result)}: an assignment's examples (reference,
+    blank template, known-bad submissions from examples/<name>/mutants.toml), graded once per
+    test session through the real driver and shared by every test that asks for them."""
     import json
 
     from autograder.config import load_config
@@ -34,12 +35,25 @@ def graded_examples(tmp_path_factory):
     from autograder.grading import grade_batch
     from autograder.results import validate_results
 
-    config = load_config("autoencoder")
-    folder = tmp_path_factory.mktemp("examples")
-    examples = build_examples(config, folder / "submissions")
-    results = grade_batch(config, [e.path for e in examples], folder / "results", device="cpu")
-    written = sorted((folder / "results").glob("*/results.json"))
-    assert len(written) == len(examples)
-    for path in written:
-        validate_results(json.loads(path.read_text()))
-    return {e.name: (e, r) for e, r in zip(examples, results)}
+    cache = {}
+
+    def grade(name: str) -> dict:
+        if name not in cache:
+            config = load_config(name)
+            folder = tmp_path_factory.mktemp(f"examples-{name}")
+            examples = build_examples(config, folder / "submissions")
+            results = grade_batch(config, [e.path for e in examples], folder / "results", device="cpu")
+            written = sorted((folder / "results").glob("*/results.json"))
+            assert len(written) == len(examples)
+            for path in written:
+                validate_results(json.loads(path.read_text()))
+            cache[name] = {e.name: (e, r) for e, r in zip(examples, results)}
+        return cache[name]
+
+    return grade
+
+
+@pytest.fixture(scope="session")
+def graded_examples(graded_assignment):
+    """The autoencoder's graded examples (shared by the example and the Gradescope tests)."""
+    return graded_assignment("autoencoder")
