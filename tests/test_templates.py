@@ -64,6 +64,22 @@ def test_committed_template_matches_generation_and_leaks_nothing(name):
 
 
 @pytest.mark.parametrize("name", available_assignments())
+def test_course_code_and_solution_import_only_their_own_assignment(name):
+    """Student bundles and Gradescope zips ship one assignment's course folder: an import of
+    another assignment's code would work in the repository and fail for students."""
+    config = load_config(name)
+    sources = [solution_path(config), *config.course_dir.rglob("*.py"),
+               *(config.repo_root / "grading_tests" / name).glob("*.py")]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for module in modules:
+                parts = module.split(".")
+                assert not (parts[0] == "assignments" and len(parts) > 1 and parts[1] != name), (path, module)
+
+
+@pytest.mark.parametrize("name", available_assignments())
 def test_template_keeps_every_public_name_of_the_solution(name):
     config = load_config(name)
     solution = ast.parse(solution_path(config).read_text())
