@@ -1,6 +1,7 @@
 """The ``autograder`` command.
 
-    autograder grade ASSIGNMENT SUBMISSION... --out DIR    grade, write results.json + gradebook.csv
+    autograder grade ASSIGNMENT SUBMISSION... --out DIR    grade, write results.json, gradebook.csv, report.html
+    autograder report DIR                                   rebuild the HTML report of a graded folder
     autograder check [SUBMISSION] [--assignment NAME] [-- PYTEST ARGS]   public tests, locally
     autograder release [ASSIGNMENT...] [--check]            regenerate (or verify) student templates
     autograder demo [ASSIGNMENT...] --out DIR               grade the example submissions, check verdicts
@@ -18,37 +19,88 @@ from pathlib import Path
 from autograder.config import available_assignments, load_config
 
 
+class _Progress:
+    """A rich progress bar (counts, problems, ETA), or one plain line per submission with
+    ``--quiet`` / when the output is not a terminal (CI logs)."""
+
+    def __init__(self, console, plain: bool):
+        self.console, self.plain = console, plain
+        self.bar = self.task = None
+        self.problems = 0
+
+    def start(self, total: int, already_done: int) -> None:
+        self.console.print(f"{total} submissions: {already_done} already graded (kept), {total - already_done} to grade")
+        if self.plain:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.bar = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("[red]{task.fields[problems]} with problems"), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=self.console)
+        self.task = self.bar.add_task("grading", total=total - already_done, problems=0)
+        self.bar.start()
+
+    def advance(self, result) -> None:
+        self.problems += bool(result.error)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, problems=self.problems)
+        else:
+            flag = f"  [{result.error.splitlines()[0]}]" if result.error else ""
+            self.console.print(f"graded {result.submission}: {result.score:g}/{result.max_score:g}{flag}", markup=False)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from autograder.grading import grade_batch
-
+    from autograder.inputs import find_submissions
+    from autograder.report import batch_summary, write_report
     from autograder.sandbox import check_worker_user
 
     config = load_config(args.assignment)
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False)
     if args.worker_user:
         check_worker_user(args.worker_user)
         os.environ["AUTOGRADER_WORKER_USER"] = args.worker_user  # read by the trusted test process
-    sources = [Path(s) for s in args.submissions]
+    submissions = find_submissions([Path(s) for s in args.submissions], config.files)
+    progress = _Progress(console, plain=args.quiet or not console.is_terminal)
+    try:
+        results = grade_batch(config, submissions, Path(args.out), device=args.device, seed=args.seed,
+                              tests_dir=Path(args.tests_dir) if args.tests_dir else None, progress=progress,
+                              jobs=args.jobs, regrade=args.regrade, scheduler=args.scheduler, per_gpu=args.per_gpu)
+    finally:
+        progress.stop()
+    summary = batch_summary(results)
+    if len(results) <= 40:
+        table = Table(title=f"Gradebook: {config.name} ({len(results)} submissions)")
+        for column in ("submission", "score", "passed", "problem"):
+            table.add_column(column)
+        for r in sorted(results, key=lambda r: r.submission):
+            passed = sum(t.status == "passed" for t in r.tests)
+            table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}", f"{passed}/{len(r.tests)}",
+                          (r.error or "").splitlines()[0][:60] if r.error else "")
+        console.print(table)
+    console.print(f"{summary['count']} submissions: mean {summary['mean']:.2f} / {summary['max_score']:g}, "
+                  f"median {summary['median']:g}, {summary['full_marks']} full marks, "
+                  f"{summary['with_problem']} with a problem", markup=False)
+    for message, count in summary["failures"][:5]:
+        console.print(f"  {count:4d} x {message}", markup=False)
+    report = None if args.no_report else write_report(Path(args.out))
+    console.print(f"Results: {Path(args.out) / '<submission>' / 'results.json'}; gradebook: {Path(args.out) / 'gradebook.csv'}"
+                  + (f"; report: {report}" if report else ""), markup=False)
+    return 0
 
-    def progress(result) -> None:
-        flag = f"  [red]{result.error.splitlines()[0]}[/red]" if result.error else ""
-        console.print(f"graded {result.submission}: {result.score:g}/{result.max_score:g}{flag}")
 
-    results = grade_batch(config, sources, Path(args.out), device=args.device, seed=args.seed,
-                          tests_dir=Path(args.tests_dir) if args.tests_dir else None,
-                          progress=None if args.quiet else progress)
-    table = Table(title=f"Gradebook: {config.name} ({len(results)} submissions)")
-    for column in ("submission", "score", "passed", "problem"):
-        table.add_column(column)
-    for r in sorted(results, key=lambda r: r.submission):
-        passed = sum(t.status == "passed" for t in r.tests)
-        table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}", f"{passed}/{len(r.tests)}",
-                      (r.error or "").splitlines()[0][:60] if r.error else "")
-    console.print(table)
-    console.print(f"Results: {Path(args.out) / '<submission>' / 'results.json'}; gradebook: {Path(args.out) / 'gradebook.csv'}")
+def _cmd_report(args: argparse.Namespace) -> int:
+    from autograder.report import write_report
+
+    print(f"wrote {write_report(Path(args.out))}")
     return 0
 
 
@@ -67,7 +119,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config = load_config(name)
         out = Path(args.out) / name
         examples = build_examples(config, out / "submissions")
-        results = grade_batch(config, [e.path for e in examples], out / "results", device=args.device)
+        results = grade_batch(config, [e.path for e in examples], out / "results", device=args.device, regrade=True)
         table = Table(title=f"{name}: example submissions (results in {out / 'results'})")
         for column in ("submission", "score", "failed tests", "as expected"):
             table.add_column(column)
@@ -169,12 +221,19 @@ def main(argv: list[str] | None = None) -> int:
 
     grade = sub.add_parser("grade", help="grade submissions (each in an isolated worker)")
     grade.add_argument("assignment")
-    grade.add_argument("submissions", nargs="+", help="files (.py/.ipynb/.zip) or folders, one per student")
+    grade.add_argument("submissions", nargs="+",
+                       help="files (.py/.ipynb/.zip) or folders, one per student; or one folder holding them, "
+                            "a Gradescope export, or GitHub Classroom clones")
     grade.add_argument("--out", required=True, help="output folder: <submission>/results.json and gradebook.csv")
     grade.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     grade.add_argument("--seed", type=int, default=None, help="grading seed (default: the assignment's)")
     grade.add_argument("--tests-dir", help="grading tests (default: grading_tests/<assignment>)")
-    grade.add_argument("--quiet", action="store_true")
+    grade.add_argument("--quiet", action="store_true", help="one line per submission, no progress bar (CI logs)")
+    grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores / worker threads, or per GPU)")
+    grade.add_argument("--per-gpu", type=int, default=2, help="submissions sharing one GPU (default 2)")
+    grade.add_argument("--regrade", action="store_true", help="grade again the submissions already graded in --out")
+    grade.add_argument("--scheduler", help="grade on Dask: a scheduler address, 'local' or 'slurm'")
+    grade.add_argument("--no-report", action="store_true", help="do not write report.html and the feedback pages")
     grade.add_argument("--worker-user", help="run student code as this unprivileged user (grader running as root)")
     grade.set_defaults(func=_cmd_grade)
 
@@ -202,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     gradescope.add_argument("assignment")
     gradescope.add_argument("--out", help="default: dist/gradescope/<assignment>.zip")
     gradescope.set_defaults(func=_cmd_gradescope)
+
+    report = sub.add_parser("report", help="(re)build report.html and the feedback pages of a graded folder")
+    report.add_argument("out")
+    report.set_defaults(func=_cmd_report)
 
     listing = sub.add_parser("list", help="list assignments")
     listing.set_defaults(func=lambda a: print("\n".join(available_assignments())) or 0)

@@ -9,20 +9,29 @@ outcome, a ``results.json`` is written for every submission.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import queue
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from autograder.config import AssignmentConfig, find_tests_dir
 from autograder.results import (SubmissionResult, TestResult, gradebook_csv, read_results_json,
                                 write_atomic, write_results_json)
+from autograder.inputs import SubmissionInput
 from autograder.submission import prepare_submission
 
 MARGIN_SECONDS = 120  # beyond the submission budget: worker starts, imports, trusted overhead
+MAX_ATTEMPTS = 3  # interrupted starts before a submission is recorded as stopping the grader
+DEFAULT_PER_GPU = 2  # submissions sharing one GPU
 
 
 def submission_name(source: Path) -> str:
@@ -31,9 +40,12 @@ def submission_name(source: Path) -> str:
 
 
 def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, device: str = "auto",
-                     seed: int | None = None, tests_dir: Path | None = None, quiet: bool = True) -> SubmissionResult:
-    """Grade one submission and write ``out_dir/<name>/results.json``. Never raises for bad input."""
-    name = submission_name(source)
+                     seed: int | None = None, tests_dir: Path | None = None, quiet: bool = True,
+                     name: str | None = None, env: dict[str, str] | None = None) -> SubmissionResult:
+    """Grade one submission and write ``out_dir/<name>/results.json`` (and the images its tests
+    attached, under ``out_dir/<name>/images/``). Never raises for bad input. ``env`` adds
+    variables for the test process (a slot's ``CUDA_VISIBLE_DEVICES``)."""
+    name = name or submission_name(source)
     tests = find_tests_dir(config, tests_dir)
     target = Path(out_dir) / name
     target.mkdir(parents=True, exist_ok=True)
@@ -45,11 +57,12 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
         workdir = Path(tmp) / "submission"
         prepared = prepare_submission(Path(source), workdir, config.files, config.module)
         raw = Path(private) / "raw-results.json"
+        artifacts = Path(private) / "artifacts"
         cmd = [
             sys.executable, "-m", "pytest", str(tests), "-p", "no:cacheprovider", "--confcutdir", str(tests),
             "--rootdir", str(tests), "-q" if quiet else "-v", "--tb=no", "-o", "addopts=",
             "--assignment", config.name, "--grading-device", device, "--results-json", str(raw),
-            "--prepared-workdir", str(workdir),
+            "--prepared-workdir", str(workdir), "--artifacts-dir", str(artifacts),
         ]
         if prepared.entry:
             cmd += ["--entry", prepared.entry]
@@ -60,7 +73,7 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
         error = None
         # The worker must not see the other students' submissions nor the results folder.
         hidden = [str(Path(out_dir).resolve()), str(Path(source).resolve().parent), private]
-        env = {**os.environ, "AUTOGRADER_HIDDEN_PATHS": os.pathsep.join(hidden)}
+        env = {**os.environ, **(env or {}), "AUTOGRADER_HIDDEN_PATHS": os.pathsep.join(hidden)}
         try:
             proc = subprocess.run(cmd, cwd=private, capture_output=True, text=True, env=env,
                                   timeout=config.submission_seconds + MARGIN_SECONDS)
@@ -72,6 +85,10 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
             error = "grading took longer than the submission's time budget and was stopped"
         (target / "grader.log").write_text(log[-200_000:], encoding="utf-8")
         result = _collect(raw, name, config, prepared.notes, error or prepared.error)
+        images = target / "images"
+        shutil.rmtree(images, ignore_errors=True)
+        if artifacts.is_dir() and any(artifacts.iterdir()):
+            shutil.copytree(artifacts, images)
     result.execution_time = time.monotonic() - started
     write_results_json(result, target / "results.json")
     return result
@@ -121,22 +138,167 @@ def write_gradebook(out_dir: Path) -> Path:
     return path
 
 
-def grade_batch(config: AssignmentConfig, sources: list[Path], out_dir: Path, *, device: str = "auto",
-                seed: int | None = None, tests_dir: Path | None = None, progress=None) -> list[SubmissionResult]:
-    results = []
-    names = [submission_name(s) for s in sources]
+@dataclass
+class BatchPlan:
+    """What a (re)run of a batch has to do: ``todo`` is graded, ``done`` is kept from disk."""
+    todo: list[SubmissionInput]
+    done: list[SubmissionInput]
+
+
+def fingerprint(source: Path, salt: str = "") -> str:
+    """SHA-256 of a submission's content (a file, or every file of a folder but .git), salted
+    with what grades it (``grading_fingerprint``): a rerun regrades a submission whose content or
+    grading changed and keeps one that did not."""
+    digest = hashlib.sha256(salt.encode())
+    source = Path(source)
+    files = [source] if source.is_file() else sorted(
+        p for p in source.rglob("*") if p.is_file() and ".git" not in p.relative_to(source).parts)
+    for path in files:
+        digest.update(str(path.relative_to(source) if source.is_dir() else path.name).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def grading_fingerprint(config: AssignmentConfig, tests_dir: Path | None = None) -> str:
+    """What grading depends on besides the submission: the grading tests and the course folder."""
+    tests = find_tests_dir(config, tests_dir)
+    return fingerprint(tests) + fingerprint(config.course_dir)
+
+
+def _fingerprint_file(out_dir: Path, name: str) -> Path:
+    return Path(out_dir) / name / ".source-sha256"
+
+
+def _attempts_file(out_dir: Path, name: str) -> Path:
+    return Path(out_dir) / name / ".attempts"
+
+
+def plan_batch(submissions: list[SubmissionInput], out_dir: Path, regrade: bool = False, salt: str = "") -> BatchPlan:
+    """A submission is done when its results.json exists and was graded from the same content."""
+    todo, done = [], []
+    for sub in submissions:
+        results = Path(out_dir) / sub.name / "results.json"
+        marker = _fingerprint_file(out_dir, sub.name)
+        finished = (not regrade and results.is_file() and marker.is_file()
+                    and marker.read_text().strip() == fingerprint(sub.source, salt))
+        (done if finished else todo).append(sub)
+    return BatchPlan(todo, done)
+
+
+def record_result(result: SubmissionResult, sub: SubmissionInput, out_dir: Path, salt: str = "") -> None:
+    """Commit one graded submission: results.json (atomically), then its content fingerprint.
+    A kill between the two only means this submission is graded again on the next run."""
+    write_results_json(result, Path(out_dir) / sub.name / "results.json")
+    write_atomic(_fingerprint_file(out_dir, sub.name), fingerprint(sub.source, salt))
+    _attempts_file(out_dir, sub.name).unlink(missing_ok=True)
+
+
+def _start_attempt(sub: SubmissionInput, config: AssignmentConfig, out_dir: Path) -> SubmissionResult | None:
+    """Count attempts on disk. A submission that already stopped the grader (no result after
+    MAX_ATTEMPTS starts: it took the whole machine down) gets a recorded zero, not a new try."""
+    path = _attempts_file(out_dir, sub.name)
+    attempts = int(path.read_text() or 0) if path.is_file() else 0
+    if attempts >= MAX_ATTEMPTS:
+        return SubmissionResult(submission=sub.name, assignment=config.name, error=(
+            f"grading this submission stopped the grader {attempts} times; it was not retried "
+            "(regrade it alone with --regrade to try again)"))
+    write_atomic(path, str(attempts + 1))
+    return None
+
+
+def _internal_error(config: AssignmentConfig, sub: SubmissionInput, exc: BaseException) -> SubmissionResult:
+    return SubmissionResult(submission=sub.name, assignment=config.name,
+                            error=f"internal grader error: {type(exc).__name__}: {exc}")
+
+
+def grade_batch(config: AssignmentConfig, sources: list, out_dir: Path, *, device: str = "auto",
+                seed: int | None = None, tests_dir: Path | None = None, progress=None, jobs: int | None = None,
+                regrade: bool = False, scheduler: str | None = None, per_gpu: int = DEFAULT_PER_GPU,
+                ) -> list[SubmissionResult]:
+    """Grade many submissions; returns every submission's result, graded now or kept from disk.
+
+    ``sources`` are paths or SubmissionInput. Each result is committed as soon as it is known, so
+    an interrupted batch resumes where it stopped (``regrade=True`` grades everything again).
+    Locally, ``jobs`` submissions run at once (default: see ``default_slots``); with
+    ``scheduler`` (a Dask address, "local" or "slurm") each submission is a Dask task.
+    ``progress`` gets ``start(total, already_done)`` and ``advance(result)`` calls.
+    """
+    submissions = [s if isinstance(s, SubmissionInput) else SubmissionInput(submission_name(s), Path(s))
+                   for s in sources]
+    names = [s.name for s in submissions]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise SystemExit(f"Two submissions would share an output folder: {', '.join(sorted(duplicates))}")
-    for source in sources:
-        try:
-            result = grade_submission(config, source, out_dir, device=device, seed=seed, tests_dir=tests_dir)
-        except Exception as exc:  # noqa: BLE001 - one submission must never end the batch
-            result = SubmissionResult(submission=submission_name(source), assignment=config.name,
-                                      error=f"internal grader error: {type(exc).__name__}: {exc}")
-            write_results_json(result, Path(out_dir) / result.submission / "results.json")
-        results.append(result)
+    out_dir = Path(out_dir)
+    salt = grading_fingerprint(config, tests_dir)
+    plan = plan_batch(submissions, out_dir, regrade, salt)
+    if progress:
+        progress.start(len(submissions), len(plan.done))
+    options = dict(device=device, seed=seed, tests_dir=tests_dir)
+    if scheduler:
+        from autograder.cluster import grade_on_dask
+
+        completed = grade_on_dask(config, plan.todo, out_dir, scheduler, salt=salt, **options)
+    else:
+        completed = _grade_locally(config, plan.todo, out_dir, default_slots(config, device, jobs, per_gpu), salt,
+                                   **options)
+    for sub, result in completed:
         if progress:
-            progress(result)
+            progress.advance(result)
     write_gradebook(out_dir)
-    return results
+    return [read_results_json(out_dir / s.name / "results.json") for s in submissions]
+
+
+def default_slots(config: AssignmentConfig, device: str = "auto", jobs: int | None = None,
+                  per_gpu: int = DEFAULT_PER_GPU) -> list[dict[str, str]]:
+    """One environment per submission that may run at once.
+
+    Policy: on CPU, one submission per ``threads`` cores (the worker's torch threads; the trusted
+    process mostly waits). With GPUs (device auto or cuda), ``per_gpu`` submissions share each
+    GPU (a small model leaves most of a GPU idle), pinned with CUDA_VISIBLE_DEVICES, and no more
+    slots than cores. ``jobs`` overrides the count.
+    """
+    cores = os.cpu_count() or 1
+    cpu_slots = max(1, cores // max(1, int(config.threads or 1)))
+    gpus = _gpu_count() if device != "cpu" else 0
+    if gpus:
+        count = jobs or min(cores, gpus * per_gpu)
+        return [{"CUDA_VISIBLE_DEVICES": str(i % gpus)} for i in range(count)]
+    return [{} for _ in range(jobs or cpu_slots)]
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no usable CUDA means no GPU slots
+        return 0
+
+
+def _grade_locally(config: AssignmentConfig, todo: list[SubmissionInput], out_dir: Path, slots: list[dict],
+                   salt: str, **options) -> Iterator[tuple[SubmissionInput, SubmissionResult]]:
+    """Grade on this machine, ``len(slots)`` at a time. The work happens in subprocesses (the
+    trusted pytest process and its worker), so threads are enough to keep them all busy."""
+    free: queue.Queue = queue.Queue()
+    for slot in slots:
+        free.put(slot)
+
+    def run(sub: SubmissionInput) -> SubmissionResult:
+        stopped = _start_attempt(sub, config, out_dir)
+        if stopped:
+            return stopped
+        slot = free.get()
+        try:
+            return grade_submission(config, sub.source, out_dir, name=sub.name, env=slot, **options)
+        except Exception as exc:  # noqa: BLE001 - one submission must never end the batch
+            return _internal_error(config, sub, exc)
+        finally:
+            free.put(slot)
+
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        futures = {pool.submit(run, sub): sub for sub in todo}
+        for future in as_completed(futures):
+            sub, result = futures[future], future.result()
+            record_result(result, sub, out_dir, salt)
+            yield sub, result

@@ -61,6 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grading-device", default="auto", choices=["auto", "cpu", "cuda"], help="device for the tests")
     group.addoption("--grading-seed", type=int, default=None, help="seed (default: the assignment's)")
     group.addoption("--results-json", help="write the per-test results to this JSON file")
+    group.addoption("--artifacts-dir", help="where tests save images for the feedback page (default: none saved)")
     # Used by the grading driver, which has already prepared a clean working directory.
     group.addoption("--prepared-workdir", help=argparse.SUPPRESS)
     group.addoption("--entry", help=argparse.SUPPRESS)
@@ -278,6 +279,24 @@ def leaderboard(grading_state: GradingState):
             raise ValueError("order must be 'asc' or 'desc'")
         grading_state.leaderboard[name] = {"name": name, "value": float(value), "order": order}
     return record
+
+
+@pytest.fixture
+def attach_images(request: pytest.FixtureRequest):
+    """``attach_images(title, images, nrow=8)``: show a grid of images (N, [C,] H, W) in [0, 1]
+    on the student's feedback page (for example inputs, reconstructions and targets, stacked).
+    Saved by this trusted process as ``<artifacts-dir>/<test>--<title>.png``; ignored when the
+    run has no artifacts folder (a student's local run)."""
+    folder = request.config.getoption("--artifacts-dir")
+
+    def attach(title: str, images, nrow: int = 8) -> None:
+        if not folder:
+            return
+        from autograder.images import save_png
+        from autograder.inputs import safe_name
+
+        save_png(Path(folder) / f"{request.node.name}--{safe_name(title)}.png", images, nrow=nrow)
+    return attach
 
 
 @pytest.fixture(autouse=True)

@@ -166,7 +166,7 @@ def test_pgd_stays_in_ball_and_pixel_range(sub, victim, digits):
 
 @pytest.mark.points(2)
 @pytest.mark.hidden
-def test_pgd_drives_accuracy_down(sub, victim, model, digits):
+def test_pgd_drives_accuracy_down(sub, victim, model, digits, attach_images):
     """Accuracy of the classifier on the PGD examples is at most 5% (L-inf eps 0.2, alpha 0.05,
     20 steps; L2 eps 1.0, alpha 0.25, 20 steps), and L-inf PGD beats FGSM at the same eps."""
     x, y = digits
@@ -179,6 +179,8 @@ def test_pgd_drives_accuracy_down(sub, victim, model, digits):
     for name, eps, alpha in (("pgd_linf", 0.2, 0.05), ("pgd_l2", 1.0, 0.25)):
         x_adv = expect_tensor(getattr(sub, name)(victim, x, y, eps, alpha, 20), f"{name}(...)", shape=tuple(x.shape))
         accuracy = accuracy_on(x_adv)
+        attach_images(f"clean digits (top) and your {name} examples (bottom), eps {eps}",
+                      torch.cat([x[:16], x_adv[:16].clamp(0, 1)]), nrow=16)
         assert accuracy <= MAX_ACCURACY_UNDER_PGD, (
             f"after {name} with eps={eps}, alpha={alpha}, 20 steps, the classifier is still right on "
             f"{accuracy:.1%} of the test digits; a correct attack brings it to at most {MAX_ACCURACY_UNDER_PGD:.0%}.")

@@ -73,13 +73,15 @@ def test_reconstruction_loss_gradient_float64(sub, worker, device):
 @pytest.mark.points(4)
 @pytest.mark.hidden
 @pytest.mark.budget(40)
-def test_training_reaches_pca_baseline(sub, device, digits):
+def test_training_reaches_pca_baseline(sub, device, digits, attach_images):
     """Training Autoencoder(64, 8) with train_autoencoder for the handout's epochs reaches a test
     MSE within 1.25 times that of PCA with 8 components (the best linear autoencoder)."""
     x_train, x_test = digits
     model, losses = _trained_autoencoder(sub, x_train, device)
     assert losses[-1] < losses[0], f"the training loss should decrease; it went from {losses[0]:.4g} to {losses[-1]:.4g}."
     x_hat = expect_tensor(model(x_test), "model(x_test)", shape=tuple(x_test.shape))
+    attach_images("test digits (top) and their reconstructions (bottom)",
+                  torch.cat([x_test[:16], x_hat[:16].clamp(0, 1)]).view(-1, 8, 8), nrow=16)
     mse = ((x_hat - x_test) ** 2).mean().item()
     pca = pca_baseline_mse(x_train.cpu(), x_test.cpu(), LATENT)
     mean_only = pca_baseline_mse(x_train.cpu(), x_test.cpu(), 0)

@@ -1,0 +1,220 @@
+"""Grading a whole class: inputs, parallel slots, resuming after a kill, Dask, the HTML report.
+
+A small grading-test folder keeps each submission to a few seconds; the real assignments go
+through the same driver in the *_examples tests.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.config import load_config
+from autograder.grading import default_slots, grade_batch
+from autograder.inputs import find_submissions
+from autograder.results import read_results_json
+
+GRADING_TESTS = '''
+import pytest
+import torch
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_double(sub):
+    assert sub.double(3) == 6, "double(3) should be 6"
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_takes_a_second(sub, attach_images):
+    """Some work in the student's process, and an image for the feedback page."""
+    assert sub.pause(1.0) == "done"
+    attach_images("noise", torch.rand(4, 8, 8))
+'''
+
+GOOD = '''
+import time
+def double(x):
+    return 2 * x
+def pause(seconds):
+    time.sleep(seconds)
+    return "done"
+'''
+EXPECTED = ["autoencoder.py", "autoencoder.ipynb"]
+
+
+@pytest.fixture(scope="module")
+def tests_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grading_tests")
+    (folder / "test_grading.py").write_text(GRADING_TESTS)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("autoencoder")
+
+
+def make_class(folder: Path, count: int) -> Path:
+    """``count`` submissions: every third one is wrong (double returns 0)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        code = GOOD if i % 3 else GOOD.replace("return 2 * x", "return 0")
+        (folder / f"student{i:02d}.py").write_text(code)
+    return folder
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+def test_a_folder_of_files_is_a_class_and_a_folder_with_the_expected_file_is_one_submission(tmp_path):
+    make_class(tmp_path / "class", 3)
+    (tmp_path / "class" / "notes.txt").write_text("ignored")
+    assert [s.name for s in find_submissions([tmp_path / "class"], EXPECTED)] == ["student00", "student01", "student02"]
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "autoencoder.py").write_text(GOOD)
+    (tmp_path / "alice" / "helper.py").write_text("")
+    assert [(s.name, s.source) for s in find_submissions([tmp_path / "alice"], EXPECTED)] == [("alice", tmp_path / "alice")]
+
+
+def test_gradescope_export_is_named_after_the_submitters(tmp_path):
+    export = tmp_path / "assignment_123_export"
+    for sid in ("111", "222"):
+        (export / f"submission_{sid}0").mkdir(parents=True)
+        (export / f"submission_{sid}0" / "autoencoder.py").write_text(GOOD)
+    (export / "submission_metadata.yml").write_text(
+        "submission_1110:\n  :submitters:\n  - :name: Ann Lee\n    :sid: '111'\n    :email: ann@uni.edu\n  :score: 0\n"
+        "submission_2220:\n  :submitters:\n  - :name: Bo Chen\n    :email: bo@uni.edu\n  - :name: Cy Diaz\n    :sid: '333'\n")
+    found = find_submissions([export], EXPECTED)
+    assert [(s.name, s.source.name) for s in found] == [("111", "submission_1110"), ("bo@uni.edu_333", "submission_2220")]
+
+
+def test_github_classroom_clones_are_named_after_the_logins(tmp_path):
+    for login in ("alice", "bob-smith"):
+        repo = tmp_path / "clones" / f"practical-2-autoencoders-{login}"
+        (repo / ".git").mkdir(parents=True)
+        (repo / "autoencoder.ipynb").write_text("{}")
+    found = find_submissions([tmp_path / "clones"], EXPECTED)
+    assert [s.name for s in found] == ["alice", "bob-smith"]
+
+
+def test_two_submissions_with_the_same_name_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.py").write_text("")
+    (tmp_path / "b" / "x.py").write_text("")
+    with pytest.raises(SystemExit, match="share an output folder"):
+        find_submissions([tmp_path / "a" / "x.py", tmp_path / "b" / "x.py"], EXPECTED)
+
+
+def test_slot_policy(config, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr("autograder.grading._gpu_count", lambda: 0)
+    assert len(default_slots(config)) == 8  # threads = 1 per worker
+    assert len(default_slots(config, jobs=3)) == 3
+    monkeypatch.setattr("autograder.grading._gpu_count", lambda: 2)
+    slots = default_slots(config, per_gpu=3)
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "0", "1", "0", "1"]
+    assert len(default_slots(config, device="cpu")) == 8
+
+
+# --- grading many ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_slots_grade_in_parallel(config, tests_dir, tmp_path):
+    """Each submission sleeps 1 s in its worker: with two slots, two run at once."""
+    sources = sorted(make_class(tmp_path / "class", 4).glob("*.py"))
+    started = time.monotonic()
+    results = grade_batch(config, sources, tmp_path / "out", device="cpu", tests_dir=tests_dir, jobs=2)
+    elapsed = time.monotonic() - started
+    assert [r.score for r in results] == [1, 2, 2, 1]
+    serial = sum(r.execution_time for r in results)
+    assert elapsed < 0.8 * serial, (elapsed, serial)
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_without_losing_or_repeating_a_result(config, tests_dir, tmp_path):
+    klass = make_class(tmp_path / "class", 8)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "autograder.cli", "grade", "autoencoder", str(klass), "--out", str(out),
+           "--tests-dir", str(tests_dir), "--jobs", "2", "--device", "cpu", "--quiet"]
+    grader = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/.source-sha256"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(grader.pid, signal.SIGKILL)  # the grader, its test processes and their workers
+    grader.wait()
+    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/.source-sha256")}
+    assert 2 <= len(first) < 8, first
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{len(first)} already graded (kept)" in rerun.stdout
+    results = {p.parent.name: read_results_json(p) for p in out.glob("*/results.json")}
+    assert sorted(results) == [f"student{i:02d}" for i in range(8)]
+    assert all(r.score == (1 if i % 3 == 0 else 2) for i, r in enumerate(results[n] for n in sorted(results)))
+    for name, mtime in first.items():  # graded before the kill: kept, not graded again
+        assert (out / name / ".source-sha256").stat().st_mtime_ns == mtime
+    gradebook = (out / "gradebook.csv").read_text().splitlines()
+    assert len(gradebook) == 9 and len({row.split(",")[0] for row in gradebook[1:]}) == 8
+    # A changed submission is graded again; an unchanged one is not.
+    (klass / "student00.py").write_text(GOOD)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert "7 already graded (kept), 1 to grade" in again.stdout
+    assert read_results_json(out / "student00" / "results.json").score == 2
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_grades_the_same(config, tests_dir, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    sources = sorted(make_class(tmp_path / "class", 3).glob("*.py"))
+    local = grade_batch(config, sources, tmp_path / "local", device="cpu", tests_dir=tests_dir, jobs=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        remote = grade_batch(config, sources, tmp_path / "dask", device="cpu", tests_dir=tests_dir,
+                             scheduler=cluster.scheduler_address)
+    assert [(r.submission, r.score, [t.status for t in r.tests]) for r in remote] == \
+        [(r.submission, r.score, [t.status for t in r.tests]) for r in local]
+    assert all((tmp_path / "dask" / s.stem / "images").glob("*.png") for s in sources)
+    assert (tmp_path / "dask" / "gradebook.csv").read_text() == (tmp_path / "local" / "gradebook.csv").read_text()
+
+
+# --- the report, in a real browser -----------------------------------------------------------
+
+def _browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (CI installs it)")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not executable:
+        pytest.skip("no Chromium on this machine (CI installs the Debian package)")
+    return playwright, executable
+
+
+@pytest.mark.slow
+def test_report_and_feedback_pages_render_in_a_headless_browser(config, tests_dir, tmp_path):
+    playwright, executable = _browser()
+    sources = sorted(make_class(tmp_path / "class", 3).glob("*.py"))
+    subprocess.run([sys.executable, "-m", "autograder.cli", "grade", "autoencoder", *map(str, sources), "--out",
+                    str(tmp_path / "out"), "--tests-dir", str(tests_dir), "--device", "cpu", "--quiet"],
+                   check=True, capture_output=True)
+    report = tmp_path / "out" / "report.html"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.as_uri())
+        assert page.title() == "autoencoder: grading report"
+        assert "3 submissions" in page.inner_text("body")
+        assert page.locator("svg rect.bar").count() == 10
+        assert page.locator("svg rect.bar[height='0']").count() == 8  # scores 1 and 2 of 2: two bars
+        assert "test_double: double(3) should be 6" in page.inner_text("body")  # failures grouped by message
+        page.click("text=student00 >> nth=-1")  # the wrong submission's feedback page, by its link
+        assert page.title() == "autoencoder: feedback for student00"
+        body = page.inner_text("body")
+        assert "Score: 1 / 2" in body and "double(3) should be 6" in body
+        image = page.locator("img").first
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")  # the attached image loads
+        assert not errors
+        browser.close()
