@@ -2,9 +2,10 @@
 
     nox -s tests                              the project's test suite (what CI runs)
     nox -s demo                               grade the example submissions, print the gradebooks
-    nox -s grade -- ASSIGNMENT SUB... [--out DIR] [--device cuda]
+    nox -s grade -- ASSIGNMENT SUB...|FOLDER [--out DIR] [--jobs N] [--scheduler ADDR] [--regrade]
     nox -s release                            regenerate the student templates from the solutions
     nox -s gradescope -- ASSIGNMENT           build dist/gradescope/ASSIGNMENT.zip for Gradescope
+    nox -s benchmark [-- -n 12 --jobs 2]      whole-class grading throughput: slots, prewarming, Dask
 """
 
 from __future__ import annotations
@@ -65,3 +66,11 @@ def gradescope(session: nox.Session) -> None:
         session.error("usage: nox -s gradescope -- ASSIGNMENT [--out ZIP]")
     _install(session)
     session.run("autograder", "gradescope", "build", *session.posargs)
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """Grade N copies of the sample submissions one slot vs prewarmed vs N slots vs local Dask,
+    and print submissions per minute and per-submission overhead as ratios from the same run."""
+    _install(session, "[cluster]")
+    session.run("python", "-m", "autograder.benchmark", *session.posargs)

@@ -74,15 +74,11 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
         # The worker must not see the other students' submissions nor the results folder.
         hidden = [str(Path(out_dir).resolve()), str(Path(source).resolve().parent), private]
         env = {**os.environ, **(env or {}), "AUTOGRADER_HIDDEN_PATHS": os.pathsep.join(hidden)}
-        try:
-            proc = subprocess.run(cmd, cwd=private, capture_output=True, text=True, env=env,
-                                  timeout=config.submission_seconds + MARGIN_SECONDS)
-            log = proc.stdout + proc.stderr
-            if proc.returncode not in (0, 1):
-                error = f"the grader's test process ended with code {proc.returncode}"
-        except subprocess.TimeoutExpired as exc:
-            log = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        returncode, log = run_test_process(cmd[3:], Path(private), env, config.submission_seconds + MARGIN_SECONDS)
+        if returncode is None:
             error = "grading took longer than the submission's time budget and was stopped"
+        elif returncode not in (0, 1):
+            error = f"the grader's test process ended with code {returncode}"
         (target / "grader.log").write_text(log[-200_000:], encoding="utf-8")
         result = _collect(raw, name, config, prepared.notes, error or prepared.error)
         images = target / "images"
@@ -92,6 +88,75 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
     result.execution_time = time.monotonic() - started
     write_results_json(result, target / "results.json")
     return result
+
+
+# --- the trusted test process --------------------------------------------------------------
+# Starting Python and importing torch, pytest and the engine costs seconds; a batch pays it once.
+# With prewarming, each submission's test process is forked from a multiprocessing *forkserver*
+# that imported them at start (and never touched CUDA, so a fork can still choose its GPU).
+# The forked process is as separate from the others as a fresh one: its own memory, its own
+# pytest session; the student's worker is still a fresh interpreter in its own sandbox.
+PRELOAD = ["torch", "numpy", "pytest", "autograder.plugin", "autograder.remote", "autograder.checks"]
+_forkserver = None
+
+
+def _prewarmed_context():
+    global _forkserver
+    if _forkserver is None:
+        import multiprocessing
+
+        _forkserver = multiprocessing.get_context("forkserver")
+        _forkserver.set_forkserver_preload(PRELOAD)
+    return _forkserver
+
+
+def prewarm_enabled() -> bool:
+    """On unless AUTOGRADER_PREWARM=0, and where multiprocessing may start children (not in a
+    daemonic process such as a Dask worker's)."""
+    import multiprocessing
+
+    return os.environ.get("AUTOGRADER_PREWARM", "1") != "0" and not multiprocessing.current_process().daemon
+
+
+def _pytest_in_fork(args: list[str], cwd: str, env: dict[str, str], log_path: str) -> None:
+    """Body of a prewarmed test process: become what ``python -m pytest ARGS`` in ``cwd`` with
+    ``env`` would be, output to ``log_path``."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdin = open(os.devnull)
+    import pytest
+
+    code = pytest.main(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
+
+
+def run_test_process(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    """Run ``pytest ARGS`` as a separate process; returns (exit code, or None on timeout; output)."""
+    if prewarm_enabled():
+        log_path = cwd / "pytest-output.log"
+        process = _prewarmed_context().Process(target=_pytest_in_fork, args=(args, str(cwd), env, str(log_path)))
+        process.start()
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            code = None
+        else:
+            code = process.exitcode if process.exitcode is not None and process.exitcode >= 0 else 128 - process.exitcode
+        return code, log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, text=True,
+                              env=env, timeout=timeout)
+        return proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or ""
+        return None, out.decode(errors="replace") if isinstance(out, bytes) else out
 
 
 def _collect(raw: Path, name: str, config: AssignmentConfig, notes: list[str], error: str | None) -> SubmissionResult:
