@@ -44,7 +44,7 @@ def grade(session: nox.Session) -> None:
     """Grade submissions: nox -s grade -- ASSIGNMENT SUBMISSION... [--out DIR] [--device cuda]."""
     if len(session.posargs) < 2:
         session.error("usage: nox -s grade -- ASSIGNMENT SUBMISSION... [--out DIR]")
-    _install(session)
+    _install(session, "[cluster]")  # --scheduler: Dask
     args = list(session.posargs)
     if "--out" not in args:
         args += ["--out", str(ROOT / "grading-output" / args[0])]
