@@ -1,0 +1,255 @@
+"""Hidden tests of the colorization practical. Students see their feedback, never this code.
+
+The training threshold was calibrated on the reference solution over 10 training seeds (numbers
+next to the constants): on the 20 held-out crops, with the grader's hints, it must beat the
+hint-propagation baseline (a normalised blur of the strokes) and the flat-gray baseline.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from assignments.colorization.data import load_crops, to_gray
+from assignments.colorization.models import flat_gray_baseline, hint_propagation_baseline, make_critic
+from autograder.checks import expect_close, expect_scalar, expect_scalar_close, expect_tensor
+
+TRAIN_STEPS = 400  # the handout's budget: about 20 s on one CPU thread
+HINT_DRAWS = 3  # the held-out crops are evaluated with 3 independent draws of the grader's hints
+# Reference solution, grading seeds 0-9 (grading_tests/colorization/calibrate.py): held-out L1 /
+# hint-propagation L1 = 0.74-0.84, PSNR gain +2.5 to +3.7 dB; with one hint draw instead of 3 the
+# ratio spread to 0.70-0.91, hence HINT_DRAWS. A generator that ignores the hints cannot beat
+# propagation (tests/test_colorization_examples.py).
+MAX_L1_OVER_PROPAGATION = 0.95
+MIN_PSNR_GAIN_DB = 1.0
+MIN_LINEART_AGREEMENT = 0.97  # share of pixels equal to the reference xDoG (reference: 1.0)
+
+
+def reference_xdog(gray: torch.Tensor, sigma=0.7, k=1.6, gamma=0.98, eps=-0.01, phi=100.0) -> torch.Tensor:
+    def blur(image, std):
+        radius = max(1, math.ceil(3 * std))
+        kernel = torch.exp(-torch.arange(-radius, radius + 1, dtype=image.dtype) ** 2 / (2 * std ** 2))
+        kernel = (kernel / kernel.sum())
+        x = F.pad(image[None, None], (radius, radius, radius, radius), mode="reflect")
+        return F.conv2d(F.conv2d(x, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))[0, 0]
+
+    d = blur(gray, sigma) - gamma * blur(gray, k * sigma)
+    soft = torch.where(d >= eps, 1.0, 1 + torch.tanh(phi * (d - eps)))
+    if soft.max() - soft.min() < 1e-6:
+        return torch.ones_like(gray)
+    soft = (soft - soft.min()) / (soft.max() - soft.min())
+    p = torch.histc(soft, bins=256, min=0, max=1)
+    p = p / p.sum()
+    centers = (torch.arange(256) + 0.5) / 256
+    w, m = p.cumsum(0), (p * centers).cumsum(0)
+    between = (m[-1] * w - m) ** 2 / (w * (1 - w)).clamp(min=1e-12)
+    return (soft > (between.argmax() + 1).item() / 256).float()
+
+
+def grader_hints(image: torch.Tensor, n_strokes: int, rng: torch.Generator) -> torch.Tensor:
+    """The grader's own hints, following the handout's rules (strokes of 1 to 3 cells)."""
+    small = F.avg_pool2d(image[None], 4)[0]
+    hints = torch.zeros(4, 8, 8)
+    for _ in range(n_strokes):
+        y, x, length, horizontal = (int(torch.randint(hi, (1,), generator=rng)) for hi in (8, 8, 3, 2))
+        for step in range(length + 1):
+            yy, xx = (y, x + step) if horizontal else (y + step, x)
+            if yy < 8 and xx < 8:
+                hints[:3, yy, xx], hints[3, yy, xx] = small[:, y, x], 1.0
+    return hints
+
+
+def psnr(image: torch.Tensor, target: torch.Tensor) -> float:
+    return (10 * torch.log10(1 / ((image - target) ** 2).mean())).item()
+
+
+@pytest.fixture(scope="module")
+def crops():
+    return load_crops()
+
+
+@pytest.mark.points(3)
+@pytest.mark.hidden
+def test_xdog_matches_reference_on_bundled_crops(sub, crops):
+    """On the 20 held-out photo crops, xdog agrees with the reference xDoG (default parameters)
+    on at least 97% of the pixels of every crop."""
+    _, held_out = crops
+    for i, image in enumerate(held_out):
+        gray = to_gray(image)
+        got = expect_tensor(sub.xdog(gray), f"xdog(crop {i})", shape=(32, 32))
+        agreement = (got == reference_xdog(gray)).float().mean().item()
+        assert agreement >= MIN_LINEART_AGREEMENT, (
+            f"on held-out crop {i}, your lineart agrees with the expected one on only {agreement:.1%} of the pixels. "
+            "Check the two blurs (sigma and k * sigma), D = G_sigma - gamma * G_k_sigma, the soft threshold, the "
+            "min-max normalisation and Otsu's threshold (0 = line, 1 = paper).")
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_xdog_parameters_have_their_effect(sub, crops):
+    """A threshold eps closer to 0 inks more pixels; a larger sigma gives thicker, fewer details."""
+    train, _ = crops
+    grays = [to_gray(image) for image in train[:20]]
+    ink = lambda **kw: sum(float((sub.xdog(g, **kw) == 0).float().mean()) for g in grays)
+    assert ink(eps=-0.002) > ink(eps=-0.03), "with eps closer to 0, more pixels should become lines."
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_hints_mask_agrees_with_colours_on_photos(sub, crops):
+    """On photo crops, colours are non-zero only where the mask is 1, and every stroke colour is
+    the (4x4 average) colour of a cell of the image."""
+    train, _ = crops
+    for i, image in enumerate(train[:10]):
+        hints = expect_tensor(sub.simulate_hints(image, 10, i),
+                              f"simulate_hints(crop {i}, 10)", shape=(4, 8, 8))
+        mask, colours = hints[3], hints[:3]
+        assert ((colours.abs().sum(0) > 0) <= (mask == 1)).all(), (
+            f"crop {i}: some cells have a colour but a mask of 0: the mask must mark exactly the stroke cells.")
+        cells = F.avg_pool2d(image[None], 4)[0].flatten(1).T  # (64, 3)
+        for colour in colours[:, mask == 1].T:
+            assert (cells - colour).abs().max(dim=1).values.min() <= 1e-5, (
+                f"crop {i}: a stroke colour {colour.tolist()} is not the average colour of any 4x4 cell of the image.")
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_hints_density_and_determinism(sub, crops):
+    """More strokes cover more cells; the same seed gives the same hints, another seed
+    other hints."""
+    train, _ = crops
+    image = train[7]
+    coverage = lambda n: sum(float(sub.simulate_hints(image, n, s)[3].mean())
+                             for s in range(5))
+    assert coverage(16) > coverage(2), "16 strokes should cover more of the mask than 2."
+    a = sub.simulate_hints(image, 8, 3)
+    b = sub.simulate_hints(image, 8, 3)
+    c = sub.simulate_hints(image, 8, 4)
+    expect_close(a, b, "two calls with the same seed", atol=0)
+    assert not torch.equal(a, c), "two different seeds gave the same hints: draw every random number from a generator seeded with `seed`."
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_generator_uses_the_hints(sub):
+    """Changing one hint's colour changes the generator's output around that hint."""
+    torch.manual_seed(0)
+    generator = sub.Generator()
+    generator.eval()
+    lineart = torch.ones(1, 1, 32, 32)
+    hints = torch.zeros(1, 4, 8, 8)
+    hints[0, :, 3, 3] = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    red = expect_tensor(generator(lineart, hints), "generator(lineart, hints)", shape=(1, 3, 32, 32))
+    hints[0, :3, 3, 3] = torch.tensor([0.0, 0.0, 1.0])
+    blue = expect_tensor(generator(lineart, hints), "generator(lineart, hints)", shape=(1, 3, 32, 32))
+    change = (red - blue).abs()[..., 10:18, 10:18].mean().item()
+    assert change > 1e-4, (
+        f"changing a hint from red to blue changes the output near it by {change:.2g} on average: the generator "
+        "must take the hints (upsampled to full resolution) as input.")
+
+
+@pytest.mark.points(3)
+@pytest.mark.hidden
+def test_gradient_penalty(sub, worker):
+    """gradient_penalty interpolates alpha * real + (1 - alpha) * fake and penalises
+    weight * E[(||grad C||_2 - 1)^2]: checked with C(x) = ||x||^2 / 2 (gradient x) in float64,
+    and its gradients with respect to a critic's parameters (create_graph=True)."""
+    quadratic = worker.import_course("assignments.colorization.models", "QuadraticCritic")()
+    real = torch.rand(4, 3, 4, 4, dtype=torch.float64)
+    fake = torch.rand(4, 3, 4, 4, dtype=torch.float64)
+    alpha = torch.tensor([0.0, 0.25, 0.5, 1.0], dtype=torch.float64)
+    x_hat = alpha.view(-1, 1, 1, 1) * real + (1 - alpha.view(-1, 1, 1, 1)) * fake
+    expected = 10 * ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    expect_scalar_close(sub.gradient_penalty(quadratic, real, fake, 10.0, alpha), expected.item(),
+                        "gradient_penalty(C, real, fake, weight=10, alpha=[0, .25, .5, 1])", rtol=1e-9, atol=1e-10,
+                        hint="x_hat = alpha * real + (1 - alpha) * fake, one alpha per sample; check the sign of "
+                             "the fake term and the per-sample L2 norm of the gradient.")
+
+    critic = worker.import_course("assignments.colorization.models", "make_critic")(0)
+    real32, fake32 = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    alpha32 = torch.tensor([0.3, 0.8])
+    grads = worker.parameter_grads(critic, sub.gradient_penalty, critic, real32, fake32, 10.0, alpha32)
+    trusted = make_critic(0)
+    a = alpha32.view(-1, 1, 1, 1)
+    point = (a * real32 + (1 - a) * fake32).requires_grad_(True)
+    (g,) = torch.autograd.grad(trusted(point).sum(), point, create_graph=True)
+    penalty = 10 * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    expected_grads = dict(zip((n for n, _ in trusted.named_parameters()),
+                              torch.autograd.grad(penalty, list(trusted.parameters()), allow_unused=True)))
+    for name, want in expected_grads.items():
+        got = grads.get(name)
+        if want is None:  # the last bias does not change the input gradient
+            assert got is None or not got.any(), f"d penalty / d {name} should be zero."
+            continue
+        assert got is not None, (
+            f"the penalty does not depend on the critic's parameter {name}: compute the input gradient with "
+            "torch.autograd.grad(..., create_graph=True) so the penalty can train the critic.")
+        expect_close(got, want, f"d penalty / d {name}", rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_critic_loss_value(sub, worker):
+    """Without the penalty (gp_weight=0), critic_loss = E[C(fake)] - E[C(real)] + drift * E[C(real)^2]."""
+    critic = worker.import_course("assignments.colorization.models", "QuadraticCritic")()
+    real, fake = torch.rand(5, 3, 4, 4), torch.rand(5, 3, 4, 4)
+    score = lambda x: 0.5 * (x ** 2).flatten(1).sum(1)
+    expected = score(fake).mean() - score(real).mean() + 1e-3 * (score(real) ** 2).mean()
+    expect_scalar_close(sub.critic_loss(critic, real, fake, gp_weight=0.0), expected.item(),
+                        "critic_loss(C, real, fake, gp_weight=0)", rtol=1e-5)
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_colorize_refines_only_inside_the_mask(sub):
+    """colorize without a mask is the first pass; with a mask, outside it the first pass is kept
+    and inside it the second pass sees the first pass through the stencil composite."""
+    torch.manual_seed(1)
+    generator = sub.Generator()
+    generator.eval()
+    lineart = (torch.rand(2, 1, 16, 16) > 0.2).float()
+    hints = torch.zeros(2, 4, 4, 4)
+    hints[:, :, 1, 1] = torch.tensor([0.2, 0.6, 0.9, 1.0])
+    first = expect_tensor(generator(lineart, hints), "generator(lineart, hints)", shape=(2, 3, 16, 16))
+    expect_close(sub.colorize(generator, lineart, hints), first, "colorize(generator, lineart, hints)", atol=1e-6)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    refined = expect_tensor(sub.colorize(generator, lineart, hints, mask), "colorize(..., refine_mask)",
+                            shape=(2, 3, 16, 16))
+    second = generator(lineart, hints, first * (1 - mask) + lineart * mask, mask)
+    expect_close(refined, first * (1 - mask) + second * mask, "colorize with a refinement mask", atol=1e-5,
+                 hint="keep the first pass where the mask is 0; inside, use the second pass, whose input is the "
+                      "composite of the first pass and the lineart.")
+
+
+@pytest.mark.points(4)
+@pytest.mark.hidden
+@pytest.mark.budget(90)
+def test_training_beats_the_baselines(sub, crops, grading_seed, attach_images):
+    """train_colorizer(train crops, steps=400) gives a generator that, on the 20 held-out crops
+    (each with 3 draws of the grader's hints), beats hint propagation by 5% in L1 and 1 dB in PSNR, and beats a
+    flat gray image."""
+    train, held_out = crops
+    generator = sub.train_colorizer(train, steps=TRAIN_STEPS, seed=grading_seed)
+    held_out = held_out.repeat(HINT_DRAWS, 1, 1, 1)  # each crop with several hint draws: steadier
+    lineart = torch.stack([reference_xdog(to_gray(image)) for image in held_out])[:, None]
+    rng = torch.Generator().manual_seed(grading_seed)
+    hints = torch.stack([grader_hints(image, 10, rng) for image in held_out])
+    output = expect_tensor(sub.colorize(generator, lineart, hints), "colorize(trained generator, held-out lineart, hints)",
+                           shape=tuple(held_out.shape))
+    attach_images("held-out crops: lineart, hints, your colours, target",
+                  torch.cat([lineart.expand(-1, 3, -1, -1)[:8], F.interpolate(hints[:8, :3], size=(32, 32)),
+                             output[:8].clamp(0, 1), held_out[:8]]), nrow=8)
+    propagated = hint_propagation_baseline(hints, (32, 32))
+    l1 = (output - held_out).abs().mean().item()
+    l1_propagation = (propagated - held_out).abs().mean().item()
+    l1_flat = (flat_gray_baseline(lineart) - held_out).abs().mean().item()
+    gain = psnr(output, held_out) - psnr(propagated, held_out)
+    expect_scalar(l1, "held-out L1")
+    assert l1 < l1_flat, f"held-out L1 {l1:.4f} is no better than a flat gray image ({l1_flat:.4f}): the generator did not learn."
+    assert l1 <= MAX_L1_OVER_PROPAGATION * l1_propagation, (
+        f"held-out L1 {l1:.4f}; spreading the hint colours with a blur gives {l1_propagation:.4f}, and a trained "
+        f"colorizer should reach {MAX_L1_OVER_PROPAGATION} x that. Is the L1 term weighted enough, are hints used?")
+    assert gain >= MIN_PSNR_GAIN_DB, (
+        f"held-out PSNR is {gain:+.2f} dB from hint propagation's; expected at least +{MIN_PSNR_GAIN_DB} dB.")
