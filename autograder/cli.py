@@ -141,7 +141,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from autograder.templates import template_dir
 
-    config = load_config(args.assignment or _assignment_of_folder(Path.cwd()))
+    config = load_config(args.assignment or _assignment_of_folder(Path.cwd(), args.submission, args.tests_dir))
     tests = Path(args.tests_dir) if args.tests_dir else None
     if tests is None:
         for candidate in (Path.cwd() / "tests", template_dir(config) / "tests"):
@@ -168,16 +168,24 @@ def _cmd_gradescope(args: argparse.Namespace) -> int:
     return 0
 
 
-def _assignment_of_folder(folder: Path) -> str:
-    """The assignment a student's folder belongs to, from the pytest.ini of its template."""
+def _assignment_of_folder(folder: Path, submission: str | None = None, tests_dir: str | None = None) -> str:
+    """The assignment a student's work belongs to: from the pytest.ini of its template folder
+    (the current one, or the one holding the tests), else from the submission's file name."""
     import configparser
 
-    ini = configparser.ConfigParser()
-    ini.read(folder / "pytest.ini")
-    name = ini.get("pytest", "autograder_assignment", fallback=None)
-    if name:
-        return name
+    for candidate in (folder, Path(tests_dir).resolve().parent if tests_dir else None):
+        if candidate is None:
+            continue
+        ini = configparser.ConfigParser()
+        ini.read(candidate / "pytest.ini")
+        name = ini.get("pytest", "autograder_assignment", fallback=None)
+        if name:
+            return name
     names = available_assignments()
+    if submission:
+        matching = [n for n in names if Path(submission).name in load_config(n).files]
+        if len(matching) == 1:
+            return matching[0]
     if len(names) == 1:
         return names[0]
     raise SystemExit(f"Which assignment? Pass --assignment (one of: {', '.join(names)}), or run this in your "
