@@ -83,6 +83,23 @@ def expect_scalar_close(actual: Any, expected: float, what: str, *, rtol: float 
         raise AssertionError(f"{what} is {value:.6g}, expected {expected:.6g}." + (f" {hint}" if hint else ""))
 
 
+def expect_parameter_grads(actual: dict, expected: dict, what: str, *, rtol: float = 1e-5, atol: float = 1e-6,
+                           missing_hint: str = "") -> None:
+    """``actual`` (parameter name -> gradient or None, as ``worker.parameter_grads`` returns) must
+    match ``expected`` (the same from ``torch.autograd.grad(..., allow_unused=True)``). A parameter
+    ``what`` does not depend on must get no gradient or a zero one."""
+    __tracebackhide__ = True  # pytest: the message matters, not this helper
+    for name, want in expected.items():
+        got = actual.get(name)
+        if want is None:
+            if got is not None and bool(got.any()):
+                raise AssertionError(f"d {what} / d {name} should be zero.")
+            continue
+        if got is None:
+            raise AssertionError(f"{what} does not depend on the parameter {name}." + (f" {missing_hint}" if missing_hint else ""))
+        expect_close(got, want, f"d {what} / d {name}", rtol=rtol, atol=atol)
+
+
 def expect_raises(exception_name: str, call, what: str) -> None:
     """``call()`` must make the student's code raise an exception of type ``exception_name``."""
     __tracebackhide__ = True  # pytest: the message matters, not this helper
