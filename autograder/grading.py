@@ -9,11 +9,13 @@ outcome, a ``results.json`` is written for every submission.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -136,8 +138,14 @@ def _pytest_in_fork(args: list[str], cwd: str, env: dict[str, str], log_path: st
     os._exit(int(code))
 
 
+# multiprocessing reports exit code 255 when the forkserver cannot tell how a child ended: the
+# forkserver itself was killed (OOM killer, a stray `pkill`). That says nothing of the submission.
+LOST_FORKSERVER = 255
+
+
 def run_test_process(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
-    """Run ``pytest ARGS`` as a separate process; returns (exit code, or None on timeout; output)."""
+    """Run ``pytest ARGS`` as a separate process; returns (exit code, or None on timeout; output).
+    A prewarmed process whose forkserver died is killed and run again as a fresh interpreter."""
     if prewarm_enabled():
         log_path = cwd / "pytest-output.log"
         process = _prewarmed_context().Process(target=_pytest_in_fork, args=(args, str(cwd), env, str(log_path)))
@@ -149,7 +157,14 @@ def run_test_process(args: list[str], cwd: Path, env: dict[str, str], timeout: f
             code = None
         else:
             code = process.exitcode if process.exitcode is not None and process.exitcode >= 0 else 128 - process.exitcode
-        return code, log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
+        if code != LOST_FORKSERVER:
+            return code, log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)  # the orphan, if it still runs
+    return _run_fresh(args, cwd, env, timeout)
+
+
+def _run_fresh(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
     try:
         proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, text=True,
                               env=env, timeout=timeout)

@@ -135,6 +135,52 @@ def test_two_slots_grade_in_parallel(config, tests_dir, tmp_path):
     assert elapsed < 0.8 * serial, (elapsed, serial)
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes through /proc")
+def test_a_killed_forkserver_costs_a_fresh_interpreter_not_a_result(config, tests_dir, tmp_path, monkeypatch):
+    """The prewarmed test processes come from a forkserver. Killed while a submission's tests run
+    (the OOM killer, a stray pkill), it cannot report how they ended: that submission is graded
+    again in a fresh interpreter, not recorded as a failure."""
+    import multiprocessing.forkserver
+    import threading
+
+    import autograder.grading as grading
+
+    fresh_runs = []
+    run_fresh = grading._run_fresh
+    monkeypatch.setattr(grading, "_run_fresh", lambda *a: fresh_runs.append(1) or run_fresh(*a))
+    monkeypatch.setenv("AUTOGRADER_PREWARM", "1")
+
+    def kill_forkserver_once_it_has_a_child():
+        server = multiprocessing.forkserver._forkserver  # private: the pid is not published otherwise
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pid = server._forkserver_pid
+            if pid and _children(pid):
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_forkserver_once_it_has_a_child)
+    killer.start()
+    sources = sorted(make_class(tmp_path / "class", 2).glob("*.py"))[1:]  # one correct submission
+    (result,) = grade_batch(config, sources, tmp_path / "out", device="cpu", tests_dir=tests_dir, jobs=1)
+    killer.join()
+    assert fresh_runs == [1]
+    assert result.score == 2 and result.error is None, result.error
+
+
 @pytest.mark.slow
 def test_a_killed_batch_resumes_without_losing_or_repeating_a_result(config, tests_dir, tmp_path):
     klass = make_class(tmp_path / "class", 8)
