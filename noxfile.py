@@ -74,3 +74,11 @@ def benchmark(session: nox.Session) -> None:
     and print submissions per minute and per-submission overhead as ratios from the same run."""
     _install(session, "[cluster]")
     session.run("python", "-m", "autograder.benchmark", *session.posargs)
+
+
+@nox.session(name="benchmark-metric")
+def benchmark_metric(session: nox.Session) -> None:
+    """The GAN practical's precision/recall: the reference in torch (CPU, and CUDA when present)
+    against prdc on the same features, in the same run."""
+    _install(session, "[test]")  # prdc
+    session.run("python", "-m", "assignments.gan.benchmark_metric", *session.posargs)

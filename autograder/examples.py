@@ -8,10 +8,15 @@ it must fail. ``build_examples`` writes, into a folder:
 * ``reference.py``: the solution, which must score full marks;
 * ``blank_template.ipynb``: the generated student template, which must score zero;
 * one file per mutant, as a script or a notebook, which must fail exactly ``expect_fail``.
+
+When ``solutions/<name>/`` holds files besides the solution (a trained checkpoint the students hand
+in with their code), every example is a folder instead: the script or notebook under the module's
+name, with copies of those files; the blank template gets none (students start without them).
 """
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +73,26 @@ def build_examples(config: AssignmentConfig, dest: Path) -> list[Example]:
             path = dest / f"{mutant['name']}.py"
             path.write_text(script, encoding="utf-8")
         examples.append(Example(mutant["name"], path, mutant.get("description", ""), list(mutant["expect_fail"])))
+    extra = solution_files(config)
+    if extra:
+        examples = [_as_folder(config, example, [] if example.name == BLANK else extra) for example in examples]
     return examples
+
+
+def solution_files(config: AssignmentConfig) -> list[Path]:
+    """Files next to the reference solution that students hand in with it (a checkpoint...)."""
+    solution = solution_path(config)
+    return sorted(p for p in solution.parent.iterdir()
+                  if p.is_file() and p != solution and not p.name.startswith("."))
+
+
+def _as_folder(config: AssignmentConfig, example: Example, extra: list[Path]) -> Example:
+    folder = example.path.with_suffix("")
+    folder.mkdir(exist_ok=True)
+    example.path.replace(folder / f"{config.module}{example.path.suffix}")
+    for path in extra:
+        shutil.copyfile(path, folder / path.name)
+    return Example(example.name, folder, example.description, example.expect_fail)
 
 
 def failing_tests(result) -> set[str]:
