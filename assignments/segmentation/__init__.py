@@ -1,0 +1,1 @@
+"""The segmentation practical: its course data (``data``)."""
