@@ -41,6 +41,16 @@ def manifest_path(config: AssignmentConfig) -> Path:
     return config.repo_root / "examples" / config.name / "mutants.toml"
 
 
+def mutants(config: AssignmentConfig) -> list[dict]:
+    manifest = manifest_path(config)
+    return tomllib.loads(manifest.read_text(encoding="utf-8")).get("mutant", []) if manifest.is_file() else []
+
+
+def example_names(config: AssignmentConfig) -> list[str]:
+    """The names ``build_examples`` gives: the reference, the blank template, then each mutant."""
+    return [REFERENCE, BLANK, *(m["name"] for m in mutants(config))]
+
+
 def _apply(source: str, mutant: dict) -> str:
     for edit in mutant.get("replace", []):
         old, new = edit["old"], edit["new"]
@@ -62,9 +72,7 @@ def build_examples(config: AssignmentConfig, dest: Path) -> list[Example]:
     ]
     examples[0].path.write_text(solution, encoding="utf-8")
     examples[1].path.write_text(template, encoding="utf-8")
-    manifest = manifest_path(config)
-    mutants = tomllib.loads(manifest.read_text(encoding="utf-8")).get("mutant", []) if manifest.is_file() else []
-    for mutant in mutants:
+    for mutant in mutants(config):
         script = _apply(solution, mutant)
         if mutant.get("format", "py") == "ipynb":
             path = dest / f"{mutant['name']}.ipynb"

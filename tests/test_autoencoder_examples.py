@@ -1,6 +1,5 @@
-"""Every grading test of the autoencoder practical earns its points: the reference solution
-scores full marks, the blank template zero, and each known-bad submission (examples/autoencoder/
-mutants.toml) fails exactly the tests it should, all through the real grading driver."""
+"""The autoencoder practical's graded examples beyond their verdicts (tests/test_examples.py checks
+that each fails exactly the tests it lists): total scores, and what the feedback says."""
 
 import shutil
 import subprocess
@@ -9,7 +8,7 @@ import sys
 import pytest
 
 from autograder.config import load_config
-from autograder.examples import BLANK, REFERENCE, verdict
+from autograder.examples import BLANK, REFERENCE
 
 pytestmark = pytest.mark.slow
 
@@ -23,17 +22,6 @@ def test_there_are_enough_known_bad_submissions_in_both_formats(graded):
     bad = [e for e, _ in graded.values() if e.name not in (REFERENCE, BLANK)]
     assert len(bad) >= 4
     assert {e.path.suffix for e in bad} == {".py", ".ipynb"}
-
-
-@pytest.mark.parametrize("name", [
-    REFERENCE, BLANK, "bad_exp_rho_notebook", "bad_mean_over_pixels", "bad_forgot_optimizer_step",
-    "bad_denoiser_noisy_target_notebook", "bad_anomaly_sign",
-    "cheat_sys_exit", "cheat_monkeypatch_comparisons", "cheat_always_equal",
-])
-def test_example_gets_the_expected_verdict(graded, name):
-    example, result = graded[name]
-    assert result.tests, f"{name}: no test ran ({result.error})"
-    assert verdict(example, result) is None, verdict(example, result)
 
 
 def test_reference_full_marks_and_blank_template_zero(graded):

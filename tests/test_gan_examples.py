@@ -1,10 +1,9 @@
-"""Every grading test of the GAN practical earns its points: the reference (gan.py with its
-generator.pt) scores full marks, the blank template zero, and each known-bad submission
-(examples/gan/mutants.toml) fails exactly the tests it should, all through the real grading
-driver. Submissions are folders or zips holding the script or notebook and the checkpoint."""
+"""The GAN practical's examples (tests/test_examples.py checks their verdicts): the reference
+(gan.py with its generator.pt) scores full marks and tops the leaderboard, and the ways of handing
+in a checkpoint, right and wrong, get the verdicts and messages they should. Submissions are
+folders or zips holding the script or notebook and the checkpoint."""
 
 import io
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from autograder.config import load_config
-from autograder.examples import BLANK, REFERENCE, Example, build_examples, manifest_path, verdict
+from autograder.examples import BLANK, REFERENCE, Example, verdict
 from autograder.grading import grade_batch
 from autograder.templates import solution_path
 
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.slow
 
 CONFIG = load_config("gan")
 CHECKPOINT = solution_path(CONFIG).with_name("generator.pt")
-MUTANTS = [m["name"] for m in tomllib.loads(manifest_path(CONFIG).read_text())["mutant"]]
 CHECKPOINT_TESTS = ["test_checkpoint_fits_the_fixed_generator", "test_checkpoint_quality"]
 
 
@@ -57,19 +55,21 @@ def _extra_submissions(dest: Path) -> list[Example]:
     return extras
 
 
+EXTRAS = ["single_file_without_checkpoint", "zip_with_folder_and_dataparallel_prefix", "checkpoint_whole_module",
+          "untrained_generator"]
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("examples-gan")
-    examples = build_examples(CONFIG, folder / "submissions")  # folders: gan.py + generator.pt
-    examples += _extra_submissions(folder / "submissions")
-    results = grade_batch(CONFIG, [e.path for e in examples], folder / "results", device="cpu")
-    return {e.name: (e, r) for e, r in zip(examples, results)}
+def graded(graded_assignment, tmp_path_factory):
+    """The standard examples (folders: gan.py + generator.pt) and the hand-in variants."""
+    folder = tmp_path_factory.mktemp("examples-gan-extra")
+    extras = _extra_submissions(folder / "submissions")
+    results = grade_batch(CONFIG, [e.path for e in extras], folder / "results", device="cpu")
+    return {**graded_assignment("gan"), **{e.name: (e, r) for e, r in zip(extras, results)}}
 
 
-@pytest.mark.parametrize("name", [REFERENCE, BLANK, *MUTANTS, "single_file_without_checkpoint",
-                                  "zip_with_folder_and_dataparallel_prefix", "checkpoint_whole_module",
-                                  "untrained_generator"])
-def test_example_gets_the_expected_verdict(graded, name):
+@pytest.mark.parametrize("name", EXTRAS)
+def test_hand_in_variant_gets_the_expected_verdict(graded, name):
     example, result = graded[name]
     assert result.tests, f"{name}: no test ran ({result.error})"
     assert verdict(example, result) is None, verdict(example, result)
