@@ -15,9 +15,8 @@ EXAMPLES = [(assignment, name) for assignment in available_assignments()
 
 
 def test_every_assignment_has_known_bad_submissions():
-    assert {a for a, _ in EXAMPLES} == set(available_assignments())
     for assignment in available_assignments():
-        assert len([n for a, n in EXAMPLES if a == assignment]) >= 2 + 5, assignment
+        assert len(example_names(load_config(assignment))) >= 2 + 5, f"{assignment}: fewer than 5 known-bad submissions"
 
 
 @pytest.mark.parametrize("assignment, name", EXAMPLES, ids=[f"{a}-{n}" for a, n in EXAMPLES])
