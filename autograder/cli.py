@@ -83,7 +83,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             table.add_column(column)
         for r in sorted(results, key=lambda r: r.submission):
             passed = sum(t.status == "passed" for t in r.tests)
-            table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}", f"{passed}/{len(r.tests)}",
+            table.add_row(r.submission, f"{r.score:g} / {r.max_score:g}", f"{passed}/{len(r.ran)}",
                           (r.error or "").splitlines()[0][:60] if r.error else "")
         console.print(table)
     console.print(f"{summary['count']} submissions: mean {summary['mean']:.2f} / {summary['max_score']:g}, "
@@ -126,8 +126,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         for example, result in zip(examples, results):
             problem = verdict(example, result)
             mismatches += problem is not None
-            failed = [t.name.removeprefix("test_") for t in result.tests if t.status != "passed"]
-            shown = "all" if failed and len(failed) == len(result.tests) else ", ".join(failed) or "-"
+            failed = [t.name.removeprefix("test_") for t in result.tests if t.status == "failed"]
+            shown = "all" if failed and len(failed) == len(result.ran) else ", ".join(failed) or "-"
             table.add_row(example.name, f"{result.score:g} / {result.max_score:g}", shown,
                           "[green]yes[/green]" if problem is None else f"[red]NO: {problem}[/red]")
         console.print(table)

@@ -43,12 +43,17 @@ class MissingName(SubmissionError):
 
 
 class WorkerTimeout(SubmissionError):
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, budget: str = ""):
         self.seconds = seconds
+        self.budget = budget
+        stated = budget or f"{seconds:.1f} s were left for this test"
         super().__init__(
-            f"Your code did not finish within the time budget ({seconds:.1f} s left for this test) and was "
-            "stopped. Look for an infinite loop, or training that runs much longer than the handout asks."
+            f"Your code did not finish within the time budget and was stopped ({stated}). Look for an "
+            "infinite loop, or training that runs much longer than the handout asks."
         )
+
+    def with_budget(self, budget: str) -> "WorkerTimeout":
+        return WorkerTimeout(self.seconds, budget)
 
 
 class WorkerCrashed(SubmissionError):

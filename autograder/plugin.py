@@ -315,6 +315,10 @@ def _autograder_per_test(request: pytest.FixtureRequest):
     if left <= 0:
         session.budget_exhausted = state.assignment.submission_seconds
     session.deadline = time.monotonic() + max(0.0, min(test_budget, left))
+    total = state.assignment.submission_seconds
+    session.budget_text = (f"the budget for this test is {test_budget:g} s" if left >= test_budget else
+                           f"the budget for this test is {test_budget:g} s, but only {max(left, 0.0):.1f} s were left "
+                           f"of the {total:g} s for the whole submission")
     session.set_seed(state.seed)
     if not state.worker_info:
         state.worker_info = session.hello()

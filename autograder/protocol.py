@@ -48,6 +48,38 @@ class HandleInfo:
 
 
 @dataclass(frozen=True)
+class TensorOrigin:
+    """How a tensor that came back from the worker looked there, before it crossed by value.
+
+    Crossing the boundary detaches and copies a tensor, so these are the only way a test can see
+    that the student returned a tensor that still requires grad or carries a graph. The worker is
+    untrusted: a submission that tampers with the engine can lie here, as it could about any value
+    that only it computes, so tests use these for hygiene checks, never for correctness."""
+
+    requires_grad: bool
+    grad_fn: str | None  # the autograd node's type name (e.g. "AddBackward0"), None for a leaf
+    is_leaf: bool
+    device: str  # the device it was on in the worker ("cuda:0"), before any device mapping
+    dtype: str
+
+
+ORIGIN_ATTRIBUTE = "_autograder_origin"
+
+
+def tensor_origin(tensor: torch.Tensor) -> TensorOrigin | None:
+    """The ``TensorOrigin`` of a tensor the worker sent, None for any other tensor."""
+    return getattr(tensor, ORIGIN_ATTRIBUTE, None)
+
+
+@dataclass(frozen=True)
+class AsHandle:
+    """Wraps a worker value that must cross as a handle even though it could travel by value (a
+    tensor held in the worker so that a test can pass it to student code and look at it after)."""
+
+    obj: Any
+
+
+@dataclass(frozen=True)
 class Ref:
     """A reference to a worker object, sent from the grader back to the worker."""
 
@@ -135,6 +167,8 @@ class Encoder:
             return {"t": "ellipsis"}
         if t is Ref:
             return {"t": "ref", "id": value.id, "gen": value.generation}
+        if t is AsHandle and self.make_handle is not None:
+            return self.make_handle(value.obj)
         if self.make_handle is not None:
             return self.make_handle(value)
         raise ProtocolError(f"cannot send a value of type {t.__module__}.{t.__qualname__} by value")
@@ -146,7 +180,11 @@ class Encoder:
         device = tensor.device.type
         data = tensor.detach().to("cpu").contiguous().reshape(-1)
         raw = data.view(torch.uint8).numpy().tobytes() if data.numel() else b""
-        return {"t": "tensor", "dtype": dtype, "shape": list(tensor.shape), "device": device, "b": self._add_buffer(raw)}
+        node = {"t": "tensor", "dtype": dtype, "shape": list(tensor.shape), "device": device, "b": self._add_buffer(raw)}
+        if self.make_handle is not None:  # the worker says how the tensor looked (see TensorOrigin)
+            node["origin"] = {"rg": bool(tensor.requires_grad), "fn": type(tensor.grad_fn).__name__ if tensor.grad_fn
+                              is not None else None, "leaf": bool(tensor.is_leaf), "dev": str(tensor.device)}
+        return node
 
     def _encode_array(self, array: np.ndarray) -> dict:
         dtype = array.dtype.str
@@ -251,7 +289,11 @@ class Decoder:
         else:
             tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape)
         device = self.device_map(_as_str(node.get("device")))
-        return tensor if device == "cpu" else tensor.to(device)
+        tensor = tensor if device == "cpu" else tensor.to(device)
+        origin = node.get("origin")
+        if origin is not None and self.make_remote is not None:
+            tensor.__dict__[ORIGIN_ATTRIBUTE] = _decode_origin(origin, dtype_name)
+        return tensor
 
     def _decode_array(self, node: dict) -> np.ndarray:
         dtype_name = _as_str(node.get("dtype"))
@@ -263,6 +305,19 @@ class Decoder:
         if len(raw) != math.prod(shape) * dtype.itemsize:
             raise ProtocolError("array buffer size does not match its shape and dtype")
         return np.frombuffer(bytes(raw), dtype=dtype).reshape(shape).copy()
+
+
+def _decode_origin(node: Any, dtype_name: str) -> TensorOrigin:
+    if type(node) is not dict:
+        raise ProtocolError("malformed tensor origin")
+    grad_fn = node.get("fn")
+    if grad_fn is not None:
+        grad_fn = _as_str(grad_fn)[:200]
+    requires_grad, is_leaf = node.get("rg"), node.get("leaf")
+    if type(requires_grad) is not bool or type(is_leaf) is not bool:
+        raise ProtocolError("malformed tensor origin")
+    return TensorOrigin(requires_grad=requires_grad, grad_fn=grad_fn, is_leaf=is_leaf,
+                        device=_as_str(node.get("dev"))[:50], dtype=dtype_name)
 
 
 def _default_device(name: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ class Session:
         self.entry = entry
         self.module_name = module_name
         self.deadline: float | None = None
+        self.budget_text = ""  # how the plugin states the current test's budget in a time-out message
         self.budget_exhausted: float | None = None
         self._module: RemoteObject | None = None
         self._module_generation = -1
@@ -123,7 +125,7 @@ class Session:
             return None
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise WorkerTimeout(0.0)
+            raise WorkerTimeout(0.0, self.budget_text)
         return remaining
 
     def request(self, op: str, **args: Any) -> Any:
@@ -141,7 +143,10 @@ class Session:
         __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         encoder = protocol.Encoder(make_handle=self._ref_for)
         frame = protocol.pack({"op": op, "args": encoder.encode(args)}, encoder)
-        answer = self.backend.request(frame, timeout)
+        try:
+            answer = self.backend.request(frame, timeout)
+        except WorkerTimeout as exc:
+            raise exc.with_budget(self.budget_text) from None
         try:
             header, blob = protocol.unpack(answer)
             decoder = protocol.Decoder(blob, make_remote=self._make_remote)
@@ -239,6 +244,32 @@ class Session:
                               output_index=output_index, grad_output=grad_output)
         return answer["output"], answer["grads"]
 
+    def hold(self, tensor: Any) -> RemoteObject:
+        """Put a copy of ``tensor`` in the worker and get a handle to it. Pass the handle to the
+        student's code instead of the tensor (it receives the held object itself, not a copy), then
+        use ``fetch`` or ``tensor_state`` to see whether the code changed it in place."""
+        return self.request("hold", value=tensor)
+
+    def fetch(self, handle: RemoteObject) -> Any:
+        """The current value of a held object (see ``hold``), by value."""
+        return self.request("fetch", obj=handle)
+
+    def tensor_state(self, handle: RemoteObject) -> "TensorState":
+        """Value, version counter, ``requires_grad`` and ``.grad`` of a held tensor."""
+        state = self.request("tensor_state", obj=handle)
+        return TensorState(value=state["value"], version=int(state["version"]),
+                           requires_grad=bool(state["requires_grad"]), grad=state["grad"])
+
+    def module_state(self, module: RemoteObject) -> "ModuleState":
+        """Train/eval mode, parameters (values, ``requires_grad``, ``.grad``) and buffers of a
+        student's or a course ``nn.Module`` living in the worker, read without changing it."""
+        state = self.request("module_state", module=module)
+        if not isinstance(state, dict):
+            raise SubmissionError("The process running your code sent a malformed answer (module state).")
+        return ModuleState(training=state.get("training") is True,
+                           **{key: dict(state.get(key) or {}) for key in
+                              ("modules_training", "requires_grad", "grads", "parameters", "buffers")})
+
     def parameter_grads(self, module: RemoteObject, fn: RemoteObject, *args: Any, **kwargs: Any) -> dict:
         """Gradients of the scalar ``fn(*args)`` with respect to every parameter of ``module``."""
         return self.request("parameter_grads", module=module, fn=fn, args=tuple(args), kwargs=kwargs)
@@ -251,6 +282,36 @@ class Session:
 
     def close(self) -> None:
         self.backend.close()
+
+
+@dataclass(frozen=True)
+class TensorState:
+    """A held tensor as it is now in the worker (``Session.tensor_state``)."""
+
+    value: Any
+    version: int  # torch's version counter: every in-place operation on the tensor bumps it
+    requires_grad: bool
+    grad: Any
+
+
+@dataclass(frozen=True)
+class ModuleState:
+    """An ``nn.Module`` as it is now in the worker (``Session.module_state``)."""
+
+    training: bool
+    modules_training: dict  # submodule name ("(root)" for the module itself) -> training flag
+    requires_grad: dict  # parameter name -> requires_grad
+    grads: dict  # parameter name -> .grad (a tensor) or None
+    parameters: dict  # parameter name -> value
+    buffers: dict  # buffer name -> value
+
+    def in_train_mode(self) -> list[str]:
+        """Submodules (or "(root)") left in train mode."""
+        return [name for name, flag in self.modules_training.items() if flag]
+
+    def with_grad(self) -> list[str]:
+        """Parameters whose ``.grad`` is set."""
+        return [name for name, grad in self.grads.items() if grad is not None]
 
 
 class RemoteObject:

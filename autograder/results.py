@@ -33,6 +33,9 @@ class TestResult:
     tags: list[str] = field(default_factory=list)
 
     def to_gradescope(self) -> dict:
+        """Gradescope knows only "passed" and "failed": a test that did not run (skipped, such as a
+        CUDA test on a CPU grader) is not listed among the tests (see SubmissionResult), so no
+        student ever sees it as failed."""
         return {
             "name": self.name,
             "number": self.number,
@@ -68,12 +71,21 @@ class SubmissionResult:
     def max_score(self) -> float:
         return round(sum(t.max_score for t in self.tests), 4)
 
+    @property
+    def ran(self) -> list[TestResult]:
+        """The tests that ran (passed or failed), without the skipped ones."""
+        return [t for t in self.tests if t.status != "skipped"]
+
     def summary(self) -> str:
         lines = [f"Score: {self.score:g} / {self.max_score:g}"]
         if self.error:
             lines.append(f"\n**Problem with the submission:** {self.error}")
         passed = sum(t.status == "passed" for t in self.tests)
-        lines.append(f"{passed} of {len(self.tests)} tests passed.")
+        lines.append(f"{passed} of {len(self.ran)} tests passed.")
+        skipped = [t for t in self.tests if t.status == "skipped"]
+        if skipped:
+            lines.append("Not run on this grader (worth no points here): " + "; ".join(
+                f"{t.name} ({t.output.rpartition('Skipped: ')[2] or 'skipped'})" for t in skipped) + ".")
         for note in self.notes:
             lines.append(f"- {note}")
         lines.append(f"\nGraded with seed {self.seed} on {self.device}.")
@@ -92,8 +104,9 @@ class SubmissionResult:
                 "submission": self.submission, "assignment": self.assignment, "seed": self.seed,
                 "device": self.device, "versions": self.versions, "max_score": self.max_score,
                 "error": self.error, "notes": self.notes,
+                "skipped": [t.to_gradescope() for t in self.tests if t.status == "skipped"],
             },
-            "tests": [t.to_gradescope() for t in self.tests],
+            "tests": [t.to_gradescope() for t in self.ran],
             **({"leaderboard": self.leaderboard} if self.leaderboard else {}),
         }
 
@@ -107,14 +120,22 @@ class SubmissionResult:
                 visibility=t.get("visibility", PUBLIC), output=t.get("output", ""),
                 duration=t.get("extra_data", {}).get("duration_s", 0.0), tags=t.get("tags", []),
             )
-            for t in data.get("tests", [])
+            for t in [*data.get("tests", []), *extra.get("skipped", [])]
         ]
+        tests.sort(key=lambda t: _number_key(t.number))
         return cls(
             submission=extra.get("submission", ""), assignment=extra.get("assignment", ""), tests=tests,
             seed=extra.get("seed"), device=extra.get("device"), versions=extra.get("versions", {}),
             notes=extra.get("notes", []), error=extra.get("error"), execution_time=data.get("execution_time", 0.0),
             leaderboard=data.get("leaderboard", []),
         )
+
+
+def _number_key(number: str) -> tuple:
+    try:
+        return tuple(int(part) for part in number.split("."))
+    except ValueError:
+        return (float("inf"),)
 
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "results.schema.json"
@@ -161,11 +182,11 @@ def gradebook_csv(results: list[SubmissionResult]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["submission", "score", "max_score", "tests_passed", "tests_total", *test_names, "problem"])
     for result in sorted(results, key=lambda r: r.submission):
-        by_name = {t.name: t.score for t in result.tests}
+        by_name = {t.name: ("skipped" if t.status == "skipped" else f"{t.score:g}") for t in result.tests}
         writer.writerow([
             result.submission, f"{result.score:g}", f"{result.max_score:g}",
-            sum(t.status == "passed" for t in result.tests), len(result.tests),
-            *[f"{by_name[n]:g}" if n in by_name else "" for n in test_names],
+            sum(t.status == "passed" for t in result.tests), len(result.ran),
+            *[by_name.get(n, "") for n in test_names],
             (result.error or "").splitlines()[0] if result.error else "",
         ])
     return buffer.getvalue()

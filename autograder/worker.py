@@ -55,6 +55,8 @@ class WorkerServer:
             kind = "class"
         elif isinstance(obj, torch.nn.Module):
             kind = "nn.Module"
+        elif isinstance(obj, torch.Tensor):
+            kind = "tensor"
         elif inspect.isroutine(obj):
             kind = "function"
         else:
@@ -177,6 +179,38 @@ class WorkerServer:
 
     def op_repr(self, obj: Any) -> str:
         return repr(obj)[:1000]
+
+    def op_hold(self, value: Any) -> protocol.AsHandle:
+        """Keep ``value`` (a tensor the grader sent) in the worker and answer with a handle, so a
+        test can pass that very object to student code and see afterwards what was done to it."""
+        return protocol.AsHandle(value)
+
+    def op_fetch(self, obj: Any) -> Any:
+        """The held object's current value (a tensor comes back by value, with its origin)."""
+        return obj
+
+    def op_tensor_state(self, obj: Any) -> dict:
+        """What in-place changes leave behind on a held tensor: its value, its version counter
+        (bumped by every in-place operation), ``requires_grad`` and ``.grad``."""
+        if not isinstance(obj, torch.Tensor):
+            raise TypeError(f"expected a tensor, got {type(obj).__name__}")
+        return {"value": obj.detach(), "version": int(obj._version), "requires_grad": bool(obj.requires_grad),
+                "grad": obj.grad}
+
+    def op_module_state(self, module: Any) -> dict:
+        """Read-only state of an ``nn.Module`` that tests check for side effects: train/eval mode
+        of it and every submodule, each parameter's ``requires_grad`` and ``.grad``, and buffers
+        (BatchNorm running statistics, ``num_batches_tracked``)."""
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"expected an nn.Module, got {type(module).__name__}")
+        return {
+            "training": bool(module.training),
+            "modules_training": {name or "(root)": bool(m.training) for name, m in module.named_modules()},
+            "requires_grad": {name: bool(p.requires_grad) for name, p in module.named_parameters()},
+            "grads": {name: p.grad for name, p in module.named_parameters()},
+            "parameters": {name: p.detach() for name, p in module.named_parameters()},
+            "buffers": {name: b for name, b in module.named_buffers()},
+        }
 
     def op_release(self, ids: list) -> None:
         for handle_id in ids:
