@@ -64,12 +64,3 @@ def load_classifier(device: str | torch.device = "cpu", path: Path = WEIGHTS) ->
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.to(device).eval()
 
-
-def gradient_buffers(model: nn.Module) -> dict[str, torch.Tensor | None]:
-    """``{parameter name: its .grad}``: lets a grader check that an attack left them alone."""
-    return {name: p.grad for name, p in model.named_parameters()}
-
-
-def parameter_flags(model: nn.Module) -> dict[str, bool]:
-    """``{parameter name: requires_grad}``."""
-    return {name: p.requires_grad for name, p in model.named_parameters()}

@@ -39,8 +39,27 @@ def _trained_autoencoder(sub, x_train, device, noise_std=0.0, latent=LATENT):
     if not (isinstance(losses, list) and len(losses) == EPOCHS):
         raise AssertionError(f"train_autoencoder should return a list of {EPOCHS} epoch losses, got "
                              f"{type(losses).__name__} of length {len(losses) if hasattr(losses, '__len__') else '?'}.")
+    # The mode train_autoencoder leaves is graded by test_training_leaves_the_model_in_eval_mode
+    # alone; here the model is evaluated as the handout says it is left, so that test is the only
+    # one a forgotten model.eval() costs.
     model.eval()
     return model, losses
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_training_leaves_the_model_in_eval_mode(sub, worker, device, digits):
+    """train_autoencoder and train_vae leave the model (and every submodule) in eval mode, as the
+    handout says, even when it was handed over in train mode."""
+    x_train, _ = digits
+    for name, model, train in (("train_autoencoder", sub.Autoencoder(64, LATENT), sub.train_autoencoder),
+                               ("train_vae", sub.VAE(64, LATENT), sub.train_vae)):
+        model.train()
+        train(model, x_train[:128], epochs=1, device=str(device))
+        left_training = worker.module_state(model).in_train_mode()
+        assert not left_training, (
+            f"after {name} the model is still in train mode ({', '.join(left_training[:5])}): call model.eval() "
+            "before returning.")
 
 
 @pytest.mark.points(2)

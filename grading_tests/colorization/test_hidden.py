@@ -149,6 +149,12 @@ def test_generator_uses_the_hints(sub):
         "must take the hints (upsampled to full resolution) as input.")
 
 
+def _penalty_of(alpha: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: float = 10.0) -> float:
+    """The penalty with C(x) = ||x||^2 / 2 (gradient x) at alpha * a + (1 - alpha) * b."""
+    point = alpha.view(-1, 1, 1, 1) * a + (1 - alpha.view(-1, 1, 1, 1)) * b
+    return (weight * ((point.flatten(1).norm(dim=1) - 1) ** 2).mean()).item()
+
+
 @pytest.mark.points(3)
 @pytest.mark.hidden
 def test_gradient_penalty(sub, worker):
@@ -163,8 +169,14 @@ def test_gradient_penalty(sub, worker):
     expected = 10 * ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean()
     expect_scalar_close(sub.gradient_penalty(quadratic, real, fake, 10.0, alpha), expected.item(),
                         "gradient_penalty(C, real, fake, weight=10, alpha=[0, .25, .5, 1])", rtol=1e-9, atol=1e-10,
-                        hint="x_hat = alpha * real + (1 - alpha) * fake, one alpha per sample; check the sign of "
-                             "the fake term and the per-sample L2 norm of the gradient.")
+                        hint="Expected weight * mean over the samples of (||grad C(x_hat)||_2 - 1)^2, with "
+                             "x_hat = alpha * real + (1 - alpha) * fake, one alpha per sample, and the L2 norm of "
+                             "each sample's whole gradient.",
+                        known_mistakes={
+                            "interpolating alpha * fake + (1 - alpha) * real (alpha and 1 - alpha swapped)":
+                                _penalty_of(alpha, fake, real),
+                            "interpolating alpha * real - (1 - alpha) * fake (the course notes' sign error)":
+                                _penalty_of(alpha, real, -fake)})
 
     critic = worker.import_course("assignments.colorization.models", "make_critic")(0)
     real32, fake32 = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
@@ -185,13 +197,19 @@ def test_gradient_penalty(sub, worker):
 @pytest.mark.points(2)
 @pytest.mark.hidden
 def test_critic_loss_value(sub, worker):
-    """Without the penalty (gp_weight=0), critic_loss = E[C(fake)] - E[C(real)] + drift * E[C(real)^2]."""
+    """Without the penalty (gp_weight=0), critic_loss = E[C(fake)] - E[C(real)] + drift * E[C(real)^2];
+    with it, no gradient reaches `fake` (it is detached: the critic's step must not train the
+    generator)."""
     critic = worker.import_course("assignments.colorization.models", "QuadraticCritic")()
     real, fake = torch.rand(5, 3, 4, 4), torch.rand(5, 3, 4, 4)
     score = lambda x: 0.5 * (x ** 2).flatten(1).sum(1)
     expected = score(fake).mean() - score(real).mean() + 1e-3 * (score(real) ** 2).mean()
     expect_scalar_close(sub.critic_loss(critic, real, fake, gp_weight=0.0), expected.item(),
                         "critic_loss(C, real, fake, gp_weight=0)", rtol=1e-5)
+    _, (grad,) = worker.vjp(sub.critic_loss, critic, real, fake, wrt=(2,))
+    assert grad is None or not bool((grad != 0).any()), (
+        "critic_loss(C, real, fake) passes gradients back to `fake`: detach it (fake = fake.detach()) so that "
+        "the critic's loss does not reach the generator.")
 
 
 @pytest.mark.points(2)
@@ -215,6 +233,18 @@ def test_colorize_refines_only_inside_the_mask(sub):
     expect_close(refined, first * (1 - mask) + second * mask, "colorize with a refinement mask", atol=1e-5,
                  hint="keep the first pass where the mask is 0; inside, use the second pass, whose input is the "
                       "composite of the first pass and the lineart.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_train_colorizer_returns_the_generator_in_eval_mode(sub, worker, crops):
+    """train_colorizer returns the generator in eval mode (every submodule), checked on a 2-step run."""
+    train, _ = crops
+    generator = sub.train_colorizer(train[:8], steps=2, batch_size=4, seed=0)
+    left_training = worker.module_state(generator).in_train_mode()
+    assert not left_training, (
+        f"train_colorizer returned a generator still in train mode ({', '.join(left_training[:5])}): return "
+        "generator.eval().")
 
 
 @pytest.mark.points(4)

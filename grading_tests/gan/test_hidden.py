@@ -16,7 +16,8 @@ from assignments.gan.checkpoint import (CHECKPOINT_NAME, SCORE_CURVE, Checkpoint
 from assignments.gan.data import load_digits_pm1
 from assignments.gan.metric import precision_recall as reference_precision_recall
 from assignments.gan.models import Discriminator, ToyGenerator
-from autograder.checks import expect_close, expect_parameter_grads, expect_scalar, expect_scalar_close, expect_tensor
+from autograder.checks import (expect_close, expect_detached, expect_parameter_grads, expect_scalar,
+                               expect_scalar_close, expect_tensor)
 from autograder.errors import StudentCodeError
 
 # Truncation on the toy generator (a plane in R^64 driven by two latent coordinates); real data:
@@ -55,15 +56,21 @@ def test_loss_gradients_in_float64(sub, worker):
     real = torch.linspace(-3, 3, 7, dtype=torch.float64)
     fake = torch.linspace(-5, 2, 5, dtype=torch.float64)
     _, grads = worker.vjp(sub.discriminator_loss, real, fake, wrt=(0, 1))
+    pooled = len(real) + len(fake)
     expect_close(grads[0], -torch.sigmoid(-real) / len(real), "d discriminator_loss / d real_logits",
-                 rtol=1e-9, atol=1e-12, hint="average the real term over the real batch.")
+                 rtol=1e-9, atol=1e-12, hint="Expected -sigmoid(-l) / N for each of the N real logits.",
+                 known_mistakes={"averaging over the real and fake logits together": -torch.sigmoid(-real) / pooled,
+                                 "summing the real term instead of averaging it": -torch.sigmoid(-real)})
     expect_close(grads[1], torch.sigmoid(fake) / len(fake), "d discriminator_loss / d fake_logits",
-                 rtol=1e-9, atol=1e-12, hint="the fake samples have label 0.")
+                 rtol=1e-9, atol=1e-12, hint="Expected sigmoid(l) / M for each of the M fake logits (label 0).",
+                 known_mistakes={"giving the fake samples label 1": -torch.sigmoid(-fake) / len(fake),
+                                 "averaging over the real and fake logits together": torch.sigmoid(fake) / pooled})
     _, (g_fake,) = worker.vjp(sub.generator_loss, fake, wrt=(0,))
     expect_close(g_fake, -torch.sigmoid(-fake) / len(fake), "d generator_loss / d fake_logits",
                  rtol=1e-9, atol=1e-12,
-                 hint="the non-saturating loss -log D(G(z)) has gradient -sigmoid(-l) / M: largest when D "
-                      "rejects the fake (l very negative), where the saturating loss's gradient vanishes.")
+                 hint="Expected -sigmoid(-l) / M, the gradient of the non-saturating loss -mean log D(G(z)).",
+                 known_mistakes={"the saturating loss mean log(1 - D(G(z))) (its gradient vanishes when D rejects "
+                                 "the fakes)": -torch.sigmoid(fake) / len(fake)})
 
 
 @pytest.mark.points(1)
@@ -74,11 +81,14 @@ def test_losses_are_stable_for_large_logits(sub):
     fake = torch.tensor([-200.0, 200.0])
     expected_d = (F.softplus(-real).mean() + F.softplus(fake).mean()).item()  # 100 + 100
     expect_scalar_close(sub.discriminator_loss(real, fake), expected_d, "discriminator_loss with logits of +-200",
-                        rtol=1e-6, hint="log(sigmoid(-200)) underflows to -inf: use "
-                                        "F.binary_cross_entropy_with_logits or F.softplus.")
+                        rtol=1e-6, hint="Work on the logits (F.binary_cross_entropy_with_logits or F.softplus).",
+                        known_mistakes={"taking log(sigmoid(l)) of the probabilities (it underflows to -inf for "
+                                        "l = -200)": float("inf")})
     expect_scalar_close(sub.generator_loss(fake), F.softplus(-fake).mean().item(),
                         "generator_loss with logits of +-200", rtol=1e-6,
-                        hint="work on logits: -log sigmoid(l) = softplus(-l).")
+                        hint="Work on the logits: -log sigmoid(l) = softplus(-l).",
+                        known_mistakes={"taking log(sigmoid(l)) of the probabilities (it underflows to -inf for "
+                                        "l = -200)": float("inf")})
 
 
 # -- gradient penalty ----------------------------------------------------------------------------
@@ -99,14 +109,20 @@ def test_gradient_penalty_value(sub, worker):
     expect_tensor(penalty, "gradient_penalty(...)", shape=())
     expect_scalar_close(penalty, expected.item(), "gradient_penalty(C, real, fake, weight=10, eps=[0, .25, .5, .75, 1]) "
                         "with C(x) = ||x||^2 / 2", rtol=1e-9, atol=1e-10,
-                        hint="x_hat = eps * real + (1 - eps) * fake, one eps per sample (check the sign of the "
-                             "fake term), and the L2 norm of each sample's gradient.")
+                        hint="Expected weight * mean over the samples of (||grad C(x_hat)||_2 - 1)^2, with "
+                             "x_hat = eps * real + (1 - eps) * fake and one eps per sample.",
+                        known_mistakes={
+                            "interpolating eps * fake + (1 - eps) * real (eps and 1 - eps swapped)":
+                                10 * (((eps[:, None] * fake + (1 - eps[:, None]) * real).norm(dim=1) - 1) ** 2).mean().item(),
+                            "interpolating eps * real - (1 - eps) * fake (the course notes' sign error)":
+                                10 * (((eps[:, None] * real - (1 - eps[:, None]) * fake).norm(dim=1) - 1) ** 2).mean().item()})
 
     w = torch.full((64,), 0.25, dtype=torch.float64)  # ||w|| = 2
     linear = worker.import_course("assignments.gan.models", "LinearCritic")(w)
     expect_scalar_close(sub.gradient_penalty(linear, real, fake, 3.0), 3.0,
                         "gradient_penalty(C, real, fake, weight=3) with C(x) = <w, x>, ||w|| = 2", rtol=1e-9,
-                        hint="the gradient is taken with respect to the input x_hat, not the critic's parameters.")
+                        hint="With C(x) = <w, x> the gradient with respect to the input x_hat is w everywhere, so "
+                             "the penalty is weight * (||w|| - 1)^2 = 3.")
 
     same = torch.randn(6, 64, dtype=torch.float64) * 0.1  # real == fake: x_hat is that point whatever eps is
     expected_same = 10 * ((same.norm(dim=1) - 1) ** 2).mean()
@@ -227,7 +243,8 @@ def test_precision_recall_invariants(sub):
 @pytest.mark.hidden
 def test_soft_truncation_scales_the_latent(sub, worker, device):
     """sample_soft(G, n, psi) returns G(psi * z), z ~ N(0, I_100): with G(z) = z its samples have
-    standard deviation psi, with G(z) = z^2 mean psi^2, and with psi = 0 every sample is G(0)."""
+    standard deviation psi, with G(z) = z^2 mean psi^2, and with psi = 0 every sample is G(0),
+    detached."""
     echo = worker.import_course("assignments.gan.models", "LatentProbe")(1).to(str(device))
     out = expect_tensor(sub.sample_soft(echo, 4000, 0.5), "sample_soft(G, 4000, 0.5) with G(z) = z", shape=(4000, 100))
     assert abs(out.std().item() - 0.5) < 0.01, (
@@ -235,12 +252,16 @@ def test_soft_truncation_scales_the_latent(sub, worker, device):
     square = worker.import_course("assignments.gan.models", "LatentProbe")(2).to(str(device))
     out = expect_tensor(sub.sample_soft(square, 4000, 0.5), "sample_soft(G, 4000, 0.5) with G(z) = z^2",
                         shape=(4000, 100))
-    assert abs(out.mean().item() - 0.25) < 0.01, (
-        f"with G(z) = z^2, sample_soft(G, n, psi=0.5) should have mean psi^2 = 0.25, got {out.mean().item():.3f}. "
-        "Scale the latent code z by psi before the generator, not the generated sample.")
+    mean = out.mean().item()
+    scaled_output = abs(mean - 0.5) < 0.01  # G(z) * psi has mean psi: the output was scaled, not the code
+    assert abs(mean - 0.25) < 0.01, (
+        f"with G(z) = z^2, sample_soft(G, n, psi=0.5) should have mean psi^2 = 0.25, got {mean:.3f}."
+        + (" That is psi * E[G(z)]: the generated sample was scaled instead of the latent code z." if scaled_output
+           else ""))
     generator = worker.import_course("assignments.gan.models", "Generator")().to(str(device))
     at_origin = generator(torch.zeros(1, 100, device=device))
     out = expect_tensor(sub.sample_soft(generator, 8, 0.0), "sample_soft(G, 8, psi=0)", shape=(8, 64))
+    expect_detached(out, "the samples sample_soft returns")
     expect_close(out, at_origin.expand(8, 64), "sample_soft(G, 8, psi=0)", atol=1e-6,
                  hint="with psi = 0 the latent code is 0, so every sample is G(0).")
 
@@ -249,7 +270,8 @@ def test_soft_truncation_scales_the_latent(sub, worker, device):
 @pytest.mark.hidden
 def test_hard_truncation_is_a_truncated_normal(sub, worker, device):
     """sample_hard(G, n, t) with G(z) = z returns codes within [-t, t] distributed as a standard
-    normal truncated to [-t, t] (standard deviation 0.5396 at t = 1), not clamped."""
+    normal truncated to [-t, t] (standard deviation 0.5396 at t = 1), not clamped; with the course
+    generator its samples come back detached."""
     echo = worker.import_course("assignments.gan.models", "LatentProbe")(1).to(str(device))
     out = expect_tensor(sub.sample_hard(echo, 4000, 1.0), "sample_hard(G, 4000, 1.0) with G(z) = z",
                         shape=(4000, 100))
@@ -261,8 +283,11 @@ def test_hard_truncation_is_a_truncated_normal(sub, worker, device):
     assert abs(std - TRUNCATED_STD_AT_1) < STD_TOLERANCE, (
         f"the coordinates should follow N(0, 1) truncated to [-1, 1] (standard deviation {TRUNCATED_STD_AT_1}), "
         f"got standard deviation {std:.4f}. Redraw the out-of-range coordinates from N(0, 1) until they fall inside.")
-    wide = sub.sample_hard(echo, 2000, 10.0)
+    wide = expect_tensor(sub.sample_hard(echo, 2000, 10.0), "sample_hard(G, 2000, 10.0) with G(z) = z")
     assert abs(wide.std().item() - 1.0) < 0.01, "with t = 10 hard truncation should leave N(0, 1) codes unchanged."
+    generator = worker.import_course("assignments.gan.models", "Generator")().to(str(device))
+    expect_detached(expect_tensor(sub.sample_hard(generator, 8, 1.0), "sample_hard(G, 8, 1.0)", shape=(8, 64)),
+                    "the samples sample_hard returns")
 
 
 @pytest.mark.points(2)

@@ -17,7 +17,7 @@ from scipy.stats import chi2
 from assignments.reinforcement.evaluation import (CARTPOLE_CHECK, GREEDY_MOUSE_SCORE, MOUSE_CHECK, RANDOM_CARTPOLE_SCORE,
                                                   RANDOM_MOUSE_SCORE, OneStepGreedyQ, PolicyError, QualityCheck,
                                                   linear_q_network, rollout_returns)
-from autograder.checks import expect_close, expect_raises, expect_scalar, expect_tensor
+from autograder.checks import expect_close, expect_raises, expect_scalar, expect_tensor, format_pair
 
 ALPHA = 1e-6  # significance level of each chi-square test: a correct submission fails it with probability 1e-6
 
@@ -126,10 +126,11 @@ def test_dqn_loss_value(sub, worker):
     for gamma in (0.9, 0.0):
         expected = _reference_loss(linear_q_network(wq, bq), linear_q_network(wt, bt), batch, gamma).item()
         got = expect_scalar(sub.dqn_loss(q_net, target_net, batch, gamma), f"dqn_loss(..., gamma={gamma})")
+        got_text, want_text = format_pair(got, expected)
         assert abs(got - expected) <= 1e-4 * abs(expected) + 1e-6, (
-            f"dqn_loss on a hand-made batch of 6 transitions (2 terminal) with gamma = {gamma} is {got:.6g}, expected "
-            f"{expected:.6g}. Use the Q-value of the action taken (gather), the target network for max_a' Q(s', a'), "
-            "mask the bootstrap where done = 1, and average the squared errors over the batch.")
+            f"dqn_loss on a hand-made batch of 6 transitions (2 terminal) with gamma = {gamma} is {got_text}, expected "
+            f"{want_text}. Things to check: the Q-value of the action taken (gather), the target network for "
+            "max_a' Q(s', a'), the bootstrap masked where done = 1, the squared errors averaged over the batch.")
 
 
 @pytest.mark.points(2)
@@ -156,7 +157,7 @@ def test_no_gradient_through_the_target(sub, worker):
         assert got is not None, "dqn_loss does not depend on the Q-network's parameters through autograd."
         expect_close(got, want, f"the gradient of dqn_loss(net, net, batch, 0.9) with respect to the {name}",
                      rtol=1e-4, atol=1e-5,
-                     hint="with the target computed without gradient, only Q(s, a) is differentiated.")
+                     hint="Expected the semi-gradient: the TD target is a constant, only Q(s, a) is differentiated.")
 
 
 @pytest.mark.points(2)

@@ -68,7 +68,12 @@ def test_kl_divergence_value(sub, device):
     prior = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
     expected = torch.distributions.kl_divergence(posterior, prior).sum(dim=1)
     expect_close(sub.kl_divergence(mu, rho), expected, "kl_divergence(mu, rho)", rtol=1e-6, atol=1e-9,
-                 hint="rho is the log-variance: sigma^2 = exp(rho). Sum over the latent dimensions only.")
+                 hint="Expected 1/2 sum_j (mu_j^2 + exp(rho_j) - 1 - rho_j) for each sample: rho is the "
+                      "log-variance, and the sum is over the latent dimensions only.",
+                 known_mistakes={"taking rho as the standard deviation (sigma = exp(rho))":
+                                 0.5 * (mu ** 2 + (2 * rho).exp() - 1 - 2 * rho).sum(dim=1),
+                                 "averaging over the latent dimensions instead of summing":
+                                 expected / mu.shape[1]})
     zero = sub.kl_divergence(torch.zeros(3, 5, device=device), torch.zeros(3, 5, device=device))
     expect_close(zero, torch.zeros(3, device=device), "kl_divergence(0, 0)")
 
@@ -85,4 +90,5 @@ def test_reparameterize_statistics(sub, device):
     # probability > 0.9999; exp(rho) instead of exp(rho / 2) moves the std by >= 0.25.
     expect_close(z.mean(dim=0), mu[0], "the mean of 20000 samples", atol=0.05, rtol=0)
     expect_close(z.std(dim=0), torch.exp(0.5 * rho[0]), "the standard deviation of 20000 samples", atol=0.05, rtol=0,
-                 hint="rho is the log-variance, so sigma = exp(rho / 2).")
+                 hint="Expected sigma = exp(rho / 2): rho is the log-variance.",
+                 known_mistakes={"sigma = exp(rho) (the course notes' erratum)": torch.exp(rho[0])})
