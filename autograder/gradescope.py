@@ -29,11 +29,12 @@ from pathlib import Path
 from autograder.config import AssignmentConfig, load_config
 from autograder.grading import grade_submission
 from autograder.results import write_atomic
+from autograder.stack import NOTEBOOK_PACKAGES
 
 WORKER_USER = "autograder-student"  # created by setup.sh; runs the students' code
 VENV = "/opt/autograder-venv"  # outside /autograder, which is hidden from the worker
 PINNED = ["torch", "numpy", "scikit-learn", "pytest", "nbformat", "jupytext", "rich", "jsonschema",
-          "torchattacks", "torchmetrics", "gymnasium"]
+          "torchattacks", "torchmetrics", "gymnasium", *NOTEBOOK_PACKAGES]
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 SETUP_SH = f"""#!/usr/bin/env bash

@@ -175,39 +175,52 @@ def _run_fresh(args: list[str], cwd: Path, env: dict[str, str], timeout: float) 
 
 
 def _collect(raw: Path, name: str, config: AssignmentConfig, notes: list[str], error: str | None) -> SubmissionResult:
-    """Build the result from the plugin's output; fall back to its per-test journal."""
+    """Build the result from the plugin's output, falling back to its per-test journal. Every test
+    the journal says was collected is in the result, whatever happened to the test process: one
+    that never reported is a failure worth its points, never a test that disappears."""
     result = SubmissionResult(submission=name, assignment=config.name, notes=list(notes), error=error)
+    collected, points, done = _read_journal(raw.with_suffix(".partial.jsonl"))
     if raw.is_file():
-        data = json.loads(raw.read_text(encoding="utf-8"))
-        result.tests = [TestResult(**t) for t in data["tests"]]
-        result.seed, result.device, result.versions = data["seed"], data["device"], data["versions"]
-        result.leaderboard = data.get("leaderboard", [])
-        result.notes = list(dict.fromkeys(result.notes + data.get("notes", [])))
-        return result
-    journal = raw.with_suffix(".partial.jsonl")
-    collected: list[str] = []
-    done: dict[str, TestResult] = {}
-    if journal.is_file():
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if "collected" in record:
-                collected = record["collected"]
-            elif "result" in record:
-                test = TestResult(**record["result"])
-                done[test.nodeid] = test
-    result.error = result.error or "the grader stopped before finishing"
-    for nodeid in collected or list(done):
-        if nodeid in done:
-            result.tests.append(done[nodeid])
-        else:
-            result.tests.append(TestResult(
-                name=nodeid.split("::")[-1], nodeid=nodeid, number="", max_score=0.0, status="failed",
-                output=f"This test did not run: {result.error}.",
-            ))
+        try:
+            data = json.loads(raw.read_text(encoding="utf-8", errors="replace"))
+            done.update({t["nodeid"]: TestResult(**t) for t in data["tests"]})
+            result.seed, result.device, result.versions = data["seed"], data["device"], data["versions"]
+            result.leaderboard = data.get("leaderboard", [])
+            result.notes = list(dict.fromkeys(result.notes + data.get("notes", [])))
+        except (ValueError, KeyError, TypeError) as exc:
+            result.error = result.error or f"the grader's results could not be read ({type(exc).__name__})"
+    order = collected or list(done)
+    missing = [nodeid for nodeid in order if nodeid not in done]
+    if missing or not raw.is_file():
+        result.error = result.error or "the grader stopped before finishing"
+    for nodeid in order:
+        result.tests.append(done.get(nodeid) or TestResult(
+            name=nodeid.split("::")[-1], nodeid=nodeid, number="", max_score=points.get(nodeid, 0.0),
+            status="failed", output=f"This test did not run: {result.error}.",
+        ))
+    result.tests += [t for nodeid, t in done.items() if nodeid not in set(order)]
     return result
+
+
+def _read_journal(journal: Path) -> tuple[list[str], dict[str, float], dict[str, TestResult]]:
+    """(collected node ids, their points, results reported so far) from the plugin's journal."""
+    collected: list[str] = []
+    points: dict[str, float] = {}
+    done: dict[str, TestResult] = {}
+    if not journal.is_file():
+        return collected, points, done
+    for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if "collected" in record:
+            collected = record["collected"]
+            points = record.get("points", {})
+        elif "result" in record:
+            test = TestResult(**record["result"])
+            done[test.nodeid] = test
+    return collected, points, done
 
 
 def write_gradebook(out_dir: Path) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 import jupytext
 
 from autograder.config import AssignmentConfig
+from autograder.stack import NOTEBOOK_PACKAGES
 
 STUB_MESSAGE = "not implemented yet: replace this line with your code"
 _BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(\s+NO PROMPT)?\s*$")
@@ -165,7 +166,8 @@ from importlib.metadata import entry_points
 if not any(ep.value == "autograder.plugin" for ep in entry_points(group="pytest11")):
     pytest_plugins = ["autograder.plugin"]
 '''
-BUNDLE_REQUIREMENTS = "torch\nnumpy\nscikit-learn\npytest\nnbformat\njupytext\nrich\njsonschema\ngymnasium\ntorchmetrics\n"
+BUNDLE_REQUIREMENTS = "\n".join(["torch", "numpy", "scikit-learn", "pytest", "nbformat", "jupytext", "rich", "jsonschema",
+                                 "gymnasium", "torchmetrics", *NOTEBOOK_PACKAGES]) + "\n"
 
 
 def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:

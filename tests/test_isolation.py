@@ -205,6 +205,9 @@ def test_broken_submissions_get_zero_and_a_message_and_the_batch_goes_on(config,
     for name, text in sources.items():
         (tmp_path / name).write_text(text)
         paths.append(tmp_path / name)
+    failing_slow = textwrap.dedent(GOOD).replace("    return 1", "    raise ValueError('caf\u00e9')")
+    (tmp_path / "cp1252.py").write_bytes(("# r\u00e9sum\u00e9 of my work\n" + failing_slow).encode("cp1252"))
+    paths.append(tmp_path / "cp1252.py")
     paths.append(tmp_path / "missing.py")
     results = {r.submission: r for r in grade_batch(config, paths, tmp_path / "out", device="cpu", tests_dir=tests_dir)}
     assert results["good"].score == 5
@@ -216,6 +219,10 @@ def test_broken_submissions_get_zero_and_a_message_and_the_batch_goes_on(config,
     assert "does not define `double`" in first["wrongnames"]
     assert "not a readable Jupyter notebook" in first["notebook"]
     assert "does not exist" in first["missing"]
+    # A script saved in cp1252 with an accent in a string: Python refuses it, the grader (which reads
+    # it leniently for its messages) says why on every test and scores every test.
+    assert results["cp1252"].score == 0 and len(results["cp1252"].tests) == 5
+    assert "codec can't decode" in first["cp1252"], first["cp1252"]
     gradebook = (tmp_path / "out" / "gradebook.csv").read_text().splitlines()
     assert len(gradebook) == 1 + len(paths) and gradebook[0].startswith("submission,score,max_score")
     for name in results:

@@ -46,3 +46,23 @@ def test_results_are_recovered_from_the_journal_when_the_test_process_dies(tmp_p
     assert [t.nodeid for t in result.tests] == ["f.py::t1", "f.py::t2"]
     assert result.tests[0].score == 2 and result.tests[1].status == "failed"
     assert "did not run" in result.tests[1].output and "code -9" in result.error
+
+
+def test_a_test_process_that_dies_after_writing_partial_results_loses_no_test(tmp_path):
+    """The results file lists only what ran before a crash (or it is cut short): every collected
+    test is still in the result, the unrun ones failed at their full points, so the total can
+    never be lower than the assignment's."""
+    config = load_config("autoencoder")
+    raw = tmp_path / "raw-results.json"
+    ran = TestResult("t1", "f.py::t1", "1.1", 2, 2, "passed").__dict__
+    journal = [json.dumps({"collected": ["f.py::t1", "f.py::t2", "f.py::t3"],
+                           "points": {"f.py::t1": 2.0, "f.py::t2": 3.0, "f.py::t3": 1.0}}), json.dumps({"result": ran})]
+    raw.with_suffix(".partial.jsonl").write_text("\n".join(journal))
+    raw.write_text(json.dumps({"tests": [ran], "seed": 1, "device": "cpu", "versions": {}}))
+    result = _collect(raw, "bob", config, [], "the grader's test process ended with code 3")
+    assert [t.nodeid for t in result.tests] == ["f.py::t1", "f.py::t2", "f.py::t3"]
+    assert result.score == 2 and result.max_score == 6
+    assert [t.status for t in result.tests] == ["passed", "failed", "failed"]
+    raw.write_text('{"tests": [')  # cut short
+    broken = _collect(raw, "bob", config, [], None)
+    assert broken.max_score == 6 and broken.score == 2 and "could not be read" in broken.error

@@ -1,0 +1,66 @@
+"""A real student's notebook plots, shows progress bars and tables: graded like one that does not.
+
+The notebook stack (autograder/stack.py) is a dependency of the package, pinned in the Gradescope
+image and listed in the student bundle; the worker draws figures with the Agg backend, so
+``plt.show()`` never needs a display.
+"""
+
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.config import load_config
+from autograder.grading import grade_submission
+from autograder.stack import NOTEBOOK_PACKAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GRADING_TESTS = '''
+import pytest
+import torch
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_double(sub):
+    assert torch.equal(sub.double(torch.arange(3.0)), torch.tensor([0.0, 2.0, 4.0]))
+'''
+
+CELLS = [
+    ("markdown", "# Practical\nA student's notebook, as handed in."),
+    ("code", "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport numpy as np\nimport pandas as pd\n"
+             "import seaborn as sns\nimport torch\nfrom IPython.display import display, Markdown\n"
+             "from tqdm.auto import tqdm\nfrom tqdm.notebook import tqdm as tqdm_nb"),
+    ("code", "def double(x):\n    return 2 * x"),
+    ("code", "losses = []\nfor step in tqdm(range(20)):\n    losses.append(1 / (step + 1))\n"
+             "for _ in tqdm_nb(range(3)):\n    pass\n"
+             "plt.figure(figsize=(4, 3))\nplt.plot(losses)\nplt.title('loss')\nplt.show()"),
+    ("code", "frame = pd.DataFrame({'step': range(5), 'loss': losses[:5]})\ndisplay(frame)\n"
+             "display(Markdown('**done**'))\nsns.lineplot(data=frame, x='step', y='loss')\nplt.show()\nframe.head()"),
+]
+
+
+def test_the_notebook_stack_is_a_dependency_everywhere_submissions_run():
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in dependencies}
+    assert set(NOTEBOOK_PACKAGES) <= names
+    from autograder.gradescope import PINNED
+    from autograder.templates import BUNDLE_REQUIREMENTS
+    assert set(NOTEBOOK_PACKAGES) <= set(PINNED)
+    assert set(NOTEBOOK_PACKAGES) <= set(BUNDLE_REQUIREMENTS.split())
+
+
+@pytest.mark.slow
+def test_a_notebook_that_plots_and_displays_gets_full_marks(tmp_path):
+    tests_dir = tmp_path / "grading_tests"
+    tests_dir.mkdir()
+    (tests_dir / "test_grading.py").write_text(GRADING_TESTS)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
+                      for kind, text in CELLS]
+    path = tmp_path / "student.ipynb"
+    nbformat.write(notebook, path)
+    result = grade_submission(load_config("autoencoder"), path, tmp_path / "out", device="cpu", tests_dir=tests_dir)
+    assert result.error is None, result.error
+    assert result.score == result.max_score == 1, result.tests[0].output
