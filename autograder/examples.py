@@ -7,7 +7,10 @@ it must fail. ``build_examples`` writes, into a folder:
 
 * ``reference.py``: the solution, which must score full marks;
 * ``blank_template.ipynb``: the generated student template, which must score zero;
-* one file per mutant, as a script or a notebook, which must fail exactly ``expect_fail``.
+* one file per mutant, as a script or a notebook, which must fail exactly ``expect_fail``;
+* every file or folder of ``examples/<name>/correct/``: correct solutions written independently
+  of the reference, from the handout and the template alone (scripts and real notebooks, in
+  other styles), which must score full marks like the reference. Their names start ``correct_``.
 
 When ``solutions/<name>/`` holds files besides the solution (a trained checkpoint the students hand
 in with their code), every example is a folder instead: the script or notebook under the module's
@@ -46,9 +49,21 @@ def mutants(config: AssignmentConfig) -> list[dict]:
     return tomllib.loads(manifest.read_text(encoding="utf-8")).get("mutant", []) if manifest.is_file() else []
 
 
+def correct_dir(config: AssignmentConfig) -> Path:
+    return config.repo_root / "examples" / config.name / "correct"
+
+
+def independent_solutions(config: AssignmentConfig) -> list[Path]:
+    """The independently written correct solutions (files or folders), in name order."""
+    folder = correct_dir(config)
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+
+
 def example_names(config: AssignmentConfig) -> list[str]:
-    """The names ``build_examples`` gives: the reference, the blank template, then each mutant."""
-    return [REFERENCE, BLANK, *(m["name"] for m in mutants(config))]
+    """The names ``build_examples`` gives: the reference, the blank template, each mutant, then each
+    independently written correct solution."""
+    return [REFERENCE, BLANK, *(m["name"] for m in mutants(config)),
+            *(f"correct_{p.stem}" for p in independent_solutions(config))]
 
 
 def _apply(source: str, mutant: dict) -> str:
@@ -84,6 +99,14 @@ def build_examples(config: AssignmentConfig, dest: Path) -> list[Example]:
     extra = solution_files(config)
     if extra:
         examples = [_as_folder(config, example, [] if example.name == BLANK else extra) for example in examples]
+    for solution in independent_solutions(config):  # copied as they are: they bring their own files
+        target = dest / f"correct_{solution.stem}{'' if solution.is_dir() else solution.suffix}"
+        if solution.is_dir():
+            shutil.copytree(solution, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(solution, target)
+        examples.append(Example(f"correct_{solution.stem}", target,
+                                "a correct solution written from the handout alone: full marks"))
     return examples
 
 
@@ -118,8 +141,8 @@ def verdict(example: Example, result) -> str | None:
     if failed != expected:
         return (f"expected to fail {sorted(expected)}, failed {sorted(failed)} "
                 f"(unexpected failures: {sorted(failed - expected)}, unexpected passes: {sorted(expected - failed)})")
-    if example.name == REFERENCE and result.score != result.max_score:
-        return f"the reference scored {result.score} of {result.max_score}"
+    if not example.expect_fail and result.score != result.max_score:
+        return f"{example.name} scored {result.score} of {result.max_score}, not full marks"
     if example.expect_fail == [ALL_TESTS] and result.score != 0:
         return f"expected zero, scored {result.score}"
     return None

@@ -110,13 +110,17 @@ class GradingState:
         given = config.getoption("--submission")
         if given:
             source = Path(given).resolve()
-        else:  # student template: the newest of autoencoder.py / autoencoder.ipynb next to tests/
+        else:  # student template: autoencoder.py or autoencoder.ipynb next to tests/, chosen as the grader does
+            from autograder.submission import choose_entry
+
             candidates = [Path(config.rootpath) / f for f in self.assignment.files]
             existing = [p for p in candidates if p.is_file()]
             if not existing:
                 self.submission_error = f"No submission found: expected one of {', '.join(map(str, candidates))}."
                 return None, None
-            source = max(existing, key=lambda p: p.stat().st_mtime)
+            source, note = choose_entry(existing)
+            if note:
+                self.notes.append(note)
         if not self.isolated and source.suffix == ".py":
             return source.parent, source.name  # import in place: tracebacks point at the student's file
         self._tmp = tempfile.TemporaryDirectory(prefix="autograder-")

@@ -159,16 +159,42 @@ def _extract_zip(archive: Path, dst: Path) -> None:
         raise SubmissionError(f"{archive.name} is not a valid zip file.") from None
 
 
-def _find_entry(root: Path, expected: list[str]) -> Path:
-    """The file to grade: an expected name if present, else the only script or notebook."""
+def unfinished_stubs(path: Path) -> int:
+    """How many of the template's ``NotImplementedError`` stubs a script or notebook still has."""
+    from autograder.templates import STUB_MESSAGE
+
+    return path.read_text(encoding="utf-8", errors="replace").count(STUB_MESSAGE)
+
+
+def choose_entry(candidates: list[Path]) -> tuple[Path, str | None]:
+    """The one rule, used by grading, ``autograder check``, Gradescope and ``pytest`` in a template
+    folder, for a folder holding both the script and the notebook (the template ships both): the
+    file the student worked in is graded, i.e. the one with the fewest template stubs left; on a
+    tie the more recently modified one; on a tie again the notebook. Returns the file and, when
+    another candidate was ignored, a note that says so."""
+    if len(candidates) == 1:
+        return candidates[0], None
+    ranked = sorted(candidates, key=lambda p: (unfinished_stubs(p), -p.stat().st_mtime, p.suffix != ".ipynb"))
+    chosen = ranked[0]
+    ignored = ", ".join(p.name for p in ranked[1:])
+    return chosen, (f"both {chosen.name} and {ignored} were handed in: graded {chosen.name} (it has the fewest "
+                    f"unfinished template stubs, or is the newer one); {ignored} was ignored. Hand in one file.")
+
+
+def _find_entry(root: Path, expected: list[str], notes: list[str] | None = None) -> Path:
+    """The file to grade: an expected name if present (see ``choose_entry`` when there are two),
+    else the only script or notebook."""
     search_roots = [root]
     children = [p for p in root.iterdir() if p.name not in IGNORED_NAMES]
     if len(children) == 1 and children[0].is_dir():
         search_roots.append(children[0])  # zips often wrap everything in one folder
     for base in search_roots:
-        for name in expected:
-            if (base / name).is_file():
-                return base / name
+        present = [base / name for name in expected if (base / name).is_file()]
+        if present:
+            chosen, note = choose_entry(present)
+            if note and notes is not None:
+                notes.append(note)
+            return chosen
     for base in search_roots:
         candidates = [
             p for p in base.iterdir()
@@ -201,7 +227,7 @@ def prepare_submission(source: Path, workdir: Path, expected: list[str], module:
             _extract_zip(source, workdir)
         else:
             shutil.copyfile(source, workdir / source.name)
-        entry = _find_entry(workdir, expected)
+        entry = _find_entry(workdir, expected, prepared.notes)
         if entry.suffix == ".ipynb":
             text = entry.read_text(encoding="utf-8", errors="replace")
             script, notes = notebook_to_script(text, entry.name)

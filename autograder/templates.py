@@ -116,7 +116,8 @@ def render_release(config: AssignmentConfig) -> dict[str, str]:
         f"{config.module}.ipynb": script_to_notebook(script),
         "pytest.ini": (
             "# Lets `pytest` (run in this folder) test your notebook or script with the public tests.\n"
-            "# The newer of the two files is tested. See README.md.\n"
+            "# If both the script and the notebook are here, the one you worked in (fewest template stubs\n"
+            "# left, else the newer) is tested, as the grader does. See README.md.\n"
             f"[pytest]\nautograder_assignment = {config.name}\ntestpaths = tests\naddopts = -p no:cacheprovider\n"
         ),
     }

@@ -64,3 +64,13 @@ def test_a_notebook_that_plots_and_displays_gets_full_marks(tmp_path):
     result = grade_submission(load_config("autoencoder"), path, tmp_path / "out", device="cpu", tests_dir=tests_dir)
     assert result.error is None, result.error
     assert result.score == result.max_score == 1, result.tests[0].output
+
+
+def test_every_handout_says_what_is_installed():
+    from autograder.config import available_assignments
+
+    for name in available_assignments():
+        handout = (ROOT / "assignments" / name / "README.md").read_text(encoding="utf-8")
+        section = handout[handout.index("What is installed where your code is graded"):]
+        missing = [package for package in NOTEBOOK_PACKAGES if package.lower() not in section.lower()]
+        assert not missing, f"{name}: the handout does not say that {missing} are installed"

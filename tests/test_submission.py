@@ -105,3 +105,36 @@ def test_corrupt_zip_is_reported(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really")
     prepared = prepare_submission(bad, tmp_path / "work", EXPECTED, "autoencoder")
     assert "not a valid zip" in prepared.error
+
+
+STUB = 'raise NotImplementedError("not implemented yet: replace this line with your code")'
+
+
+@pytest.mark.parametrize("worked_in", ["notebook", "script"])
+def test_with_both_files_the_one_worked_in_is_graded_and_the_other_is_named(tmp_path, worked_in):
+    """The template folder ships autoencoder.py and autoencoder.ipynb: the one with the fewest stubs
+    left is graded, whichever is newer, and a note says the other was ignored."""
+    import os
+
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    blank = f"def f():\n    {STUB}\n"
+    done = "def f():\n    return 1\n"
+    (folder / "autoencoder.ipynb").write_text(make_notebook(done if worked_in == "notebook" else blank))
+    (folder / "autoencoder.py").write_text(done if worked_in == "script" else blank)
+    older = folder / ("autoencoder.ipynb" if worked_in == "notebook" else "autoencoder.py")
+    os.utime(older, (1_000_000, 1_000_000))  # the file worked in is the older one: mtime must not decide
+    prepared = prepare_submission(folder, tmp_path / "work", EXPECTED, "autoencoder")
+    assert "return 1" in (prepared.workdir / prepared.entry).read_text()
+    chosen = "autoencoder.ipynb" if worked_in == "notebook" else "autoencoder.py"
+    assert prepared.notes[0] == f"graded the {worked_in} {chosen}"
+    assert any("was ignored" in note for note in prepared.notes)
+
+
+def test_local_pytest_uses_the_same_rule(tmp_path):
+    from autograder.submission import choose_entry
+
+    (tmp_path / "a.py").write_text(f"def f():\n    {STUB}\n")
+    (tmp_path / "a.ipynb").write_text(make_notebook(f"def f():\n    {STUB}\n"))
+    chosen, note = choose_entry([tmp_path / "a.py", tmp_path / "a.ipynb"])  # untouched template: the notebook
+    assert chosen.name == "a.ipynb" and "a.py was ignored" in note
