@@ -19,8 +19,11 @@ class AssignmentConfig:
     module: str  # the student's file without extension: autoencoder.py / autoencoder.ipynb
     files: list[str]  # accepted file names, in order of preference
     seed: int = 0
+    # Budgets are CPU seconds of the student's worker (one core's work), not wall-clock seconds:
+    # see autograder.sandbox.WALL_FACTOR.
     test_seconds: float = 60.0  # default per-test budget (a test may declare its own)
     submission_seconds: float = 600.0  # budget for all the tests of one submission
+    import_seconds: float = 60.0  # importing the submission (its top-level code), once
     memory_mb: int = 6144
     threads: int | None = None
     hidden_visibility: str = "after_published"
@@ -57,6 +60,7 @@ def load_config(name: str) -> AssignmentConfig:
         seed=int(grading.get("seed", 0)),
         test_seconds=float(budget.get("test_seconds", 60)),
         submission_seconds=float(budget.get("submission_seconds", 600)),
+        import_seconds=float(budget.get("import_seconds", 60)),
         memory_mb=int(budget.get("memory_mb", 6144)),
         threads=budget.get("threads"),
         hidden_visibility=grading.get("hidden_visibility", "after_published"),

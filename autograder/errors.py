@@ -43,17 +43,18 @@ class MissingName(SubmissionError):
 
 
 class WorkerTimeout(SubmissionError):
-    def __init__(self, seconds: float, budget: str = ""):
+    def __init__(self, seconds: float, budget: str = "", idle: bool = False):
         self.seconds = seconds
         self.budget = budget
-        stated = budget or f"{seconds:.1f} s were left for this test"
-        super().__init__(
-            f"Your code did not finish within the time budget and was stopped ({stated}). Look for an "
-            "infinite loop, or training that runs much longer than the handout asks."
-        )
+        self.idle = idle
+        stated = budget or f"{seconds:.1f} s of CPU time were left for this test"
+        cause = ("It was waiting (sleeping, blocked on input or a lock) rather than computing: look for "
+                 "input(), time.sleep() or a process or thread that never ends." if idle else
+                 "Look for an infinite loop, or training that runs much longer than the handout asks.")
+        super().__init__(f"Your code did not finish within the time budget and was stopped ({stated}). {cause}")
 
     def with_budget(self, budget: str) -> "WorkerTimeout":
-        return WorkerTimeout(self.seconds, budget)
+        return WorkerTimeout(self.seconds, budget, self.idle)
 
 
 class WorkerCrashed(SubmissionError):

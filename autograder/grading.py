@@ -29,6 +29,7 @@ from autograder.config import AssignmentConfig, find_tests_dir
 from autograder.results import (SubmissionResult, TestResult, gradebook_csv, read_results_json,
                                 write_atomic, write_results_json)
 from autograder.inputs import SubmissionInput
+from autograder.sandbox import WALL_FACTOR
 from autograder.submission import prepare_submission
 
 MARGIN_SECONDS = 120  # beyond the submission budget: worker starts, imports, trusted overhead
@@ -65,6 +66,7 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
             "--rootdir", str(tests), "-q" if quiet else "-v", "--tb=no", "-o", "addopts=",
             "--assignment", config.name, "--grading-device", device, "--results-json", str(raw),
             "--prepared-workdir", str(workdir), "--artifacts-dir", str(artifacts),
+            "--import-seconds", str(config.import_seconds),
         ]
         if prepared.entry:
             cmd += ["--entry", prepared.entry]
@@ -76,7 +78,9 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
         # The worker must not see the other students' submissions nor the results folder.
         hidden = [str(Path(out_dir).resolve()), str(Path(source).resolve().parent), private]
         env = {**os.environ, **(env or {}), "AUTOGRADER_HIDDEN_PATHS": os.pathsep.join(hidden)}
-        returncode, log = run_test_process(cmd[3:], Path(private), env, config.submission_seconds + MARGIN_SECONDS)
+        # Budgets are CPU seconds of the worker; on a loaded machine they take longer in wall time.
+        wall_limit = WALL_FACTOR * (config.submission_seconds + config.import_seconds) + MARGIN_SECONDS
+        returncode, log = run_test_process(cmd[3:], Path(private), env, wall_limit)
         if returncode is None:
             error = "grading took longer than the submission's time budget and was stopped"
         elif returncode not in (0, 1):

@@ -13,7 +13,7 @@ A grading test declares its points, its visibility and (optionally) its time bud
 Fixtures: ``sub`` (the student's module, through the proxy), ``worker`` (the session: ``vjp``,
 ``parameter_grads``, ``import_course``), ``device`` (``torch.device`` chosen by the grader),
 ``grading_seed`` and ``partial_credit``. Before every test the plugin seeds ``random``, numpy and
-torch in both processes with the run's seed, and sets the deadline for the student's code.
+torch in both processes with the run's seed, and sets the CPU-time budget for the student's code.
 
 The plugin is inert unless a submission is given (``--submission``, or ``--prepared-workdir`` when
 the grading driver runs it) or the ini file names an assignment (``autograder_assignment``, as in
@@ -47,7 +47,7 @@ MARKERS = [
     "points(n): how many points the test is worth",
     "public: the test is given to students and its feedback shows in full",
     "hidden: the test is kept from students; its feedback never shows its code",
-    "budget(seconds): wall-clock budget for the student's code in this test",
+    "budget(seconds): CPU-time budget for the student's code in this test",
     "cuda: the test needs a CUDA device; skipped (worth 0) elsewhere",
 ]
 
@@ -60,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the student's code in a separate worker process, as the grader does")
     group.addoption("--grading-device", default="auto", choices=["auto", "cpu", "cuda"], help="device for the tests")
     group.addoption("--grading-seed", type=int, default=None, help="seed (default: the assignment's)")
+    group.addoption("--import-seconds", type=float, default=None,
+                    help="CPU-time budget for importing the submission (default: the assignment's)")
     group.addoption("--results-json", help="write the per-test results to this JSON file")
     group.addoption("--artifacts-dir", help="where tests save images for the feedback page (default: none saved)")
     # Used by the grading driver, which has already prepared a clean working directory.
@@ -317,21 +319,23 @@ def _autograder_per_test(request: pytest.FixtureRequest):
     session = state.session
     marker = request.node.get_closest_marker("budget")
     test_budget = float(marker.args[0]) if marker else state.assignment.test_seconds
-    left = state.assignment.submission_seconds - (time.monotonic() - state.started)
-    if left <= 0:
-        session.budget_exhausted = state.assignment.submission_seconds
-    session.deadline = time.monotonic() + max(0.0, min(test_budget, left))
     total = state.assignment.submission_seconds
-    session.budget_text = (f"the budget for this test is {test_budget:g} s" if left >= test_budget else
-                           f"the budget for this test is {test_budget:g} s, but only {max(left, 0.0):.1f} s were left "
-                           f"of the {total:g} s for the whole submission")
+    left = total - session.cpu_used  # CPU seconds of the student's code, not the machine's load
+    if left <= 0:
+        session.budget_exhausted = total
+    given = request.config.getoption("--import-seconds")
+    session.import_budget = given if given is not None else state.assignment.import_seconds
+    session.budget_left = max(0.0, min(test_budget, left))
+    session.budget_text = (f"the budget for this test is {test_budget:g} s of CPU time" if left >= test_budget else
+                           f"the budget for this test is {test_budget:g} s of CPU time, but only {max(left, 0.0):.1f} s "
+                           f"were left of the {total:g} s for the whole submission")
     session.set_seed(state.seed)
     if not state.worker_info:
         state.worker_info = session.hello()
     mark = session.output_mark()
     yield
     request.node.stash[OUTPUT_KEY] = session.output_since(mark)
-    session.deadline = None
+    session.budget_left = None
 
 
 # -- results -----------------------------------------------------------------------------------

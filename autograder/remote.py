@@ -12,7 +12,6 @@ value and compare by identity, so a student object with a rigged ``__eq__`` gain
 
 from __future__ import annotations
 
-import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +48,14 @@ class SubprocessBackend:
             raise GraderError(f"could not start the worker process: {type(exc).__name__}: {exc}") from exc
         return True
 
-    def request(self, frame: bytes, timeout: float | None) -> bytes:
+    def request(self, frame: bytes, timeout: float | None, dump_stack_on_timeout: bool = False) -> bytes:
         self.ensure_started()
-        return self.process.request(frame, timeout)
+        return self.process.request(frame, timeout, dump_stack_on_timeout)
+
+    @property
+    def last_cpu(self) -> float:
+        """CPU seconds the worker used for the last request."""
+        return self.process.last_cpu if self.process else 0.0
 
     def output_mark(self) -> int:
         return self.process.output.total if self.process else 0
@@ -84,8 +88,8 @@ class InProcessBackend:
     def ensure_started(self) -> bool:
         return False
 
-    def request(self, frame: bytes, timeout: float | None) -> bytes:
-        return self.server.handle_frame(frame)
+    def request(self, frame: bytes, timeout: float | None, dump_stack_on_timeout: bool = False) -> bytes:
+        return self.server.handle_frame(frame)  # local mode: no budget, the student can interrupt
 
     def output_mark(self) -> int:
         return 0
@@ -100,20 +104,25 @@ class InProcessBackend:
 class Session:
     """A conversation with one submission's worker.
 
-    ``deadline`` (a ``time.monotonic()`` value) bounds every request; the pytest plugin moves it
-    at the start of each test to min(test budget, what is left of the submission budget).
+    Budgets are CPU seconds of the worker (see ``autograder.sandbox.WALL_FACTOR``): ``budget_left``
+    bounds what the current test's requests may use (the pytest plugin sets it at the start of each
+    test to min(test budget, what is left of the submission budget) and ``cpu_used`` counts the
+    whole submission's. Importing the submission has its own budget, ``import_budget``.
     """
 
     def __init__(self, backend, entry: str | None = None, module_name: str = "submission"):
         self.backend = backend
         self.entry = entry
         self.module_name = module_name
-        self.deadline: float | None = None
+        self.budget_left: float | None = None
+        self.import_budget: float | None = None
+        self.cpu_used = 0.0
         self.budget_text = ""  # how the plugin states the current test's budget in a time-out message
         self.budget_exhausted: float | None = None
         self._module: RemoteObject | None = None
         self._module_generation = -1
         self._load_error: SubmissionError | None = None
+        self._import_timed_out = False  # then the submission is never imported again
         self._pending_release: list[int] = []
         self.seed: int | None = None
 
@@ -121,32 +130,42 @@ class Session:
     def _timeout(self) -> float | None:
         if self.budget_exhausted is not None:
             raise BudgetExhausted(self.budget_exhausted)
-        if self.deadline is None:
+        if self.budget_left is None:
             return None
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+        if self.budget_left <= 0:
             raise WorkerTimeout(0.0, self.budget_text)
-        return remaining
+        return self.budget_left
 
     def request(self, op: str, **args: Any) -> Any:
         __tracebackhide__ = True  # pytest: show the student their error, not the proxy
-        timeout = self._timeout()
+        self._timeout()
         if self.backend.ensure_started():
             self._on_new_worker()
-            timeout = self._timeout()
         if self._pending_release:
             ids, self._pending_release = self._pending_release, []
-            self._raw_request("release", {"ids": ids}, timeout)
-        return self._raw_request(op, args, timeout)
+            self._raw_request("release", {"ids": ids}, self._timeout())
+        return self._raw_request(op, args, self._timeout())
 
-    def _raw_request(self, op: str, args: dict, timeout: float | None) -> Any:
+    def _charge(self, charge: bool) -> None:
+        used = float(getattr(self.backend, "last_cpu", 0.0) or 0.0)
+        self.cpu_used += used
+        if charge and self.budget_left is not None:
+            self.budget_left -= used
+
+    def _raw_request(self, op: str, args: dict, timeout: float | None, charge: bool = True,
+                     dump_stack_on_timeout: bool = False) -> Any:
         __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         encoder = protocol.Encoder(make_handle=self._ref_for)
         frame = protocol.pack({"op": op, "args": encoder.encode(args)}, encoder)
         try:
-            answer = self.backend.request(frame, timeout)
+            answer = (self.backend.request(frame, timeout, dump_stack_on_timeout=True) if dump_stack_on_timeout
+                      else self.backend.request(frame, timeout))
         except WorkerTimeout as exc:
+            self._charge(charge)
+            if charge and self.budget_left is not None:
+                self.budget_left = 0.0
             raise exc.with_budget(self.budget_text) from None
+        self._charge(charge)
         try:
             header, blob = protocol.unpack(answer)
             decoder = protocol.Decoder(blob, make_remote=self._make_remote)
@@ -181,18 +200,22 @@ class Session:
             self._pending_release.append(handle_id)
 
     def _on_new_worker(self) -> None:
-        """A fresh worker (first start or restart): seed it and re-import the submission."""
+        """A fresh worker (first start or restart): seed it and re-import the submission (unless
+        importing it already ran out of time: it is not tried again for every test)."""
         self._pending_release.clear()
         self._module = None
-        timeout = self._timeout()
         if self.seed is not None:
-            self._raw_request("seed", {"seed": self.seed}, timeout)
-        if self.entry is not None:
-            self._import_submission(timeout)
+            self._raw_request("seed", {"seed": self.seed}, self._timeout())
+        if self.entry is not None and not self._import_timed_out:
+            self._import_submission()
 
-    def _import_submission(self, timeout: float | None) -> None:
+    def _import_submission(self) -> None:
+        timeout = self.import_budget if self.import_budget is not None else self._timeout()
+        mark = self.backend.output_mark()
         try:
-            self._module = self._raw_request("load", {"path": self.entry, "module_name": self.module_name}, timeout)
+            self._module = self._raw_request("load", {"path": self.entry, "module_name": self.module_name}, timeout,
+                                             charge=self.import_budget is None,
+                                             dump_stack_on_timeout=self.import_budget is not None)
             self._module_generation = self.backend.generation
             self._load_error = None
         except StudentCodeError as exc:
@@ -202,18 +225,39 @@ class Session:
         except WorkerCrashed as exc:
             self._load_error = SubmissionError(f"Your submission could not be imported. {exc}")
         except WorkerTimeout as exc:
-            self._load_error = SubmissionError(f"Importing your submission took too long. {exc}")
+            if self.import_budget is None:
+                self._load_error = SubmissionError(f"Importing your submission took too long. {exc}")
+                return
+            self._import_timed_out = True
+            where = self._running_line(self.backend.output_since(mark))
+            self._load_error = SubmissionError(
+                f"Importing your submission took more than the {self.import_budget:g} s of CPU time allowed for it, "
+                "so it was stopped, and no test could run. Code at the top level of your file (outside functions) "
+                "runs on import: put experiments and training runs under `if __name__ == \"__main__\":` (script) "
+                "or tag their notebook cells `skip`."
+                + (f"\n\nIt was running:\n  {where}" if where else ""))
+
+    def _running_line(self, output: str) -> str:
+        """The top-level line of the student's file the worker was running (from the stack dump
+        the worker writes when it is stopped, see ``autograder.worker.main``)."""
+        import re
+
+        frames = re.findall(r'File "([^"]+)", line (\d+) in <module>', output)
+        for filename, line in reversed(frames):
+            if self.entry and filename.endswith(self.entry):
+                return f'File "{self.entry}", line {line}'
+        return ""
 
     # -- what tests use ---------------------------------------------------------------------
     @property
     def module(self) -> RemoteObject:
         """The student's module, imported in the worker (once per worker process)."""
         __tracebackhide__ = True  # pytest: show the student their error, not the proxy
-        timeout = self._timeout()
+        self._timeout()
         if self.backend.ensure_started():
             self._on_new_worker()
         elif self._module is None and self._load_error is None:
-            self._import_submission(timeout)
+            self._import_submission()
         if self._load_error is not None:
             raise self._load_error
         return self._module

@@ -29,6 +29,42 @@ from pathlib import Path
 from autograder.errors import SandboxError, WorkerCrashed, WorkerTimeout
 
 MAX_FRAME_BYTES = 2 * 1024**3
+# Budgets count the worker's CPU time, so a busy machine (other graders, other students) does not
+# turn a correct submission into a time-out: what is measured is the student's work, not the load.
+# A wall-clock ceiling still stops a submission that sleeps or blocks: WALL_FACTOR times the
+# budget (a starved worker on a machine loaded 3x over still fits), or, once the budget has passed
+# in wall time, as soon as the worker is found idle (under IDLE_CPU_SHARE of a core: a sleeping
+# worker, not a starved one, which still gets its share).
+WALL_FACTOR = 4.0
+IDLE_CPU_SHARE = 0.05
+POLL_SECONDS = 0.25
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _group_stats(pgid: int):
+    """(pid, /proc/<pid>/stat fields after the command name) of every process in group ``pgid``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 14 and fields[2].isdigit() and int(fields[2]) == pgid:
+            yield int(entry), fields
+
+
+def group_pids(pgid: int) -> list[int]:
+    return [pid for pid, _ in _group_stats(pgid)]
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system, of the processes and of their reaped children) of every process in
+    process group ``pgid``, from /proc."""
+    total = sum(sum(int(x) for x in fields[11:15]) for _, fields in _group_stats(pgid))  # utime stime cutime cstime
+    return total / _CLOCK_TICKS
 SETUP_FAILED = "autograder: sandbox setup failed"
 SETUP_FAILED_CODE = 97
 
@@ -202,6 +238,8 @@ class WorkerProcess:
     def __init__(self, workdir: Path, generation: int, limits: Limits, device: str = "cpu"):
         self.workdir = Path(workdir)
         self.generation = generation
+        self.threads = limits.threads or 1
+        self.last_cpu = 0.0
         self.output = OutputLog()
         (self.workdir / "tmp").mkdir(exist_ok=True)
         req_read, req_write = os.pipe()
@@ -245,20 +283,53 @@ class WorkerProcess:
                 break
             self.output.feed(chunk)
 
-    def request(self, frame: bytes, timeout: float | None) -> bytes:
-        """Send one request and wait for its answer, killing the worker if it takes too long."""
+    def dump_stack(self) -> None:
+        """Ask the worker to write where it is (faulthandler, registered on SIGUSR1 by the worker)
+        to its output, and give it a moment to do so."""
+        # Only the worker's interpreter: the namespace launcher (unshare, sh) would die of SIGUSR1
+        # and take the worker with it before it could write.
+        for pid in group_pids(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"autograder.worker" not in f.read():
+                        continue
+                os.kill(pid, signal.SIGUSR1)
+            except (OSError, ProcessLookupError, PermissionError):
+                continue
+        time.sleep(0.5)
+
+    def cpu_seconds(self) -> float:
+        """The worker's CPU time so far, per torch thread it was given (a budget of 30 s means 30 s
+        of one core's work, whatever the thread count)."""
+        return group_cpu_seconds(self.proc.pid) / max(1, self.threads)
+
+    def request(self, frame: bytes, timeout: float | None, dump_stack_on_timeout: bool = False) -> bytes:
+        """Send one request and wait for its answer; ``timeout`` is the CPU time the worker may use
+        for it (see WALL_FACTOR for the wall-clock ceiling). Sets ``last_cpu``: the CPU time used."""
+        cpu_start, wall_start = self.cpu_seconds(), time.monotonic()
+        self.last_cpu = 0.0
         try:
             self._requests.send_bytes(frame)
-            ready = self._responses.poll(None if timeout is None else max(timeout, 0.0))
+            while True:
+                wait = POLL_SECONDS if timeout is not None else None
+                if self._responses.poll(wait):
+                    break
+                used, elapsed = self.cpu_seconds() - cpu_start, time.monotonic() - wall_start
+                self.last_cpu = used
+                idle = elapsed > max(timeout, 1.0) and used < IDLE_CPU_SHARE * elapsed
+                if used >= timeout or elapsed >= WALL_FACTOR * timeout + 5 or idle:
+                    if dump_stack_on_timeout:
+                        self.dump_stack()
+                    self.kill()
+                    raise WorkerTimeout(max(timeout - used, 0.0), idle=idle or used < timeout)
         except (BrokenPipeError, OSError, EOFError):
             raise self._crashed() from None
-        if not ready:
-            self.kill()
-            raise WorkerTimeout(timeout or 0.0)
         try:
-            return self._responses.recv_bytes(MAX_FRAME_BYTES)
+            answer = self._responses.recv_bytes(MAX_FRAME_BYTES)
         except (EOFError, OSError):
             raise self._crashed() from None
+        self.last_cpu = self.cpu_seconds() - cpu_start
+        return answer
 
     def _crashed(self) -> WorkerCrashed:
         try:

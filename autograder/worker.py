@@ -318,6 +318,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0)
     opts = parser.parse_args(argv)
 
+    import faulthandler
+    import signal
+
+    # On SIGUSR1 (a time-out while importing the submission) write the current stack to the output,
+    # so the grader can tell the student which line (notebook cell) was running.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     _apply_limits(opts.memory_mb, opts.max_file_mb)

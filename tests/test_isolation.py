@@ -374,3 +374,28 @@ def test_worker_user_end_to_end(config, tests_dir, tmp_path):
     finally:
         del os.environ["AUTOGRADER_WORKER_USER"]
     assert result.score == 5
+
+
+def test_a_notebook_that_trains_at_import_gets_one_clear_message_naming_its_cell(config, tests_dir, tmp_path):
+    """Importing has its own budget; when it runs out, every test says which notebook cell was
+    running and how to tag it `skip`, and the submission is not imported again for every test."""
+    import time
+
+    import nbformat
+
+    config = load_config("autoencoder")
+    config.import_seconds = 3
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# My practical"),
+                      nbformat.v4.new_code_cell(textwrap.dedent(GOOD)),
+                      nbformat.v4.new_code_cell("step = 0\nwhile True:  # 'training'\n    step += 1")]
+    path = tmp_path / "trains_at_import.ipynb"
+    nbformat.write(notebook, path)
+    started = time.monotonic()
+    result = grade_submission(config, path, tmp_path / "out", device="cpu", tests_dir=tests_dir)
+    elapsed = time.monotonic() - started
+    assert result.score == 0 and len(result.tests) == 5
+    for test in result.tests:
+        assert "Importing your submission took more than the 3 s of CPU time" in test.output, test.output
+        assert "notebook cell 3, line 3" in test.output and "`skip`" in test.output, test.output
+    assert elapsed < 60  # imported once (about 3 s), not once per test
