@@ -54,6 +54,25 @@ class _Progress:
             self.bar.stop()
 
 
+def check_grade_inputs(submissions: list[Path], out: Path) -> str | None:
+    """The one-line reason ``autograder grade`` cannot start with these paths, or None."""
+    missing = [str(p) for p in submissions if not p.exists()]
+    if missing:
+        return f"no such file or folder: {', '.join(missing)}"
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder"
+    resolved = out.resolve()
+    for source in submissions:
+        folder = source.resolve()
+        if folder.is_dir() and (resolved == folder or resolved.is_relative_to(folder)):
+            return (f"--out {out} is inside the submissions folder {source}: a rerun would grade it as a "
+                    "student. Choose an output folder outside it.")
+    existing = next((p for p in [resolved, *resolved.parents] if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        return f"--out {out} cannot be written (no write permission on {existing})"
+    return None
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -65,10 +84,18 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     config = load_config(args.assignment)
     console = Console(highlight=False)
+    problem = check_grade_inputs([Path(s) for s in args.submissions], Path(args.out))
+    if problem:
+        print(f"autograder grade: {problem}", file=sys.stderr)
+        return 2
     if args.worker_user:
         check_worker_user(args.worker_user)
         os.environ["AUTOGRADER_WORKER_USER"] = args.worker_user  # read by the trusted test process
     submissions = find_submissions([Path(s) for s in args.submissions], config.files)
+    if not submissions:
+        print(f"autograder grade: no submission found in {', '.join(args.submissions)} "
+              f"(expected .py, .ipynb or .zip files, or folders)", file=sys.stderr)
+        return 2
     progress = _Progress(console, plain=args.quiet or not console.is_terminal)
     try:
         results = grade_batch(config, submissions, Path(args.out), device=args.device, seed=args.seed,

@@ -28,7 +28,7 @@ from typing import Iterator
 from autograder.config import AssignmentConfig, find_tests_dir
 from autograder.results import (SubmissionResult, TestResult, gradebook_csv, read_results_json,
                                 write_atomic, write_results_json)
-from autograder.inputs import SubmissionInput
+from autograder.inputs import SubmissionInput, safe_name, unique_names
 from autograder.sandbox import WALL_FACTOR
 from autograder.submission import prepare_submission
 
@@ -39,7 +39,7 @@ DEFAULT_PER_GPU = 2  # submissions sharing one GPU
 
 def submission_name(source: Path) -> str:
     source = Path(source)
-    return source.name if source.is_dir() else source.stem
+    return safe_name(source.name if source.is_dir() else source.stem)
 
 
 def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, device: str = "auto",
@@ -322,10 +322,8 @@ def grade_batch(config: AssignmentConfig, sources: list, out_dir: Path, *, devic
     """
     submissions = [s if isinstance(s, SubmissionInput) else SubmissionInput(submission_name(s), Path(s))
                    for s in sources]
-    names = [s.name for s in submissions]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise SystemExit(f"Two submissions would share an output folder: {', '.join(sorted(duplicates))}")
+    names = unique_names([s.name for s in submissions])
+    submissions = [SubmissionInput(name, s.source) for name, s in zip(names, submissions)]
     out_dir = Path(out_dir)
     salt = grading_fingerprint(config, tests_dir)
     plan = plan_batch(submissions, out_dir, regrade, salt)

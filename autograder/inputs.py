@@ -14,6 +14,7 @@ Names are made safe as folder names, and must be unique: two submissions never s
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,32 @@ class SubmissionInput:
     source: Path
 
 
+# What the grader writes next to the submissions' folders: no submission may be named like them.
+RESERVED_NAMES = {"gradebook.csv", "report.html", "feedback.html", "images", "submissions", "results"}
+
+
 def safe_name(text: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip("._")
-    return cleaned or "submission"
+    """A file-system-safe name that keeps Unicode letters ("Zoë Müller" -> "Zoë_Müller"), in NFC
+    so the same name typed on macOS and Linux is one name; never a name of the grader's own files."""
+    cleaned = re.sub(r"[^\w.@-]+", "_", unicodedata.normalize("NFC", text)).strip("._")[:120]
+    if not cleaned:
+        return "submission"
+    return f"{cleaned}-submission" if cleaned.lower() in RESERVED_NAMES else cleaned
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """The names, with a numbered suffix (-2, -3...) on the second and later of equal ones
+    (case-insensitively: some file systems are), in the order given."""
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        candidate, number = name, 1
+        while candidate.lower() in taken:
+            number += 1
+            candidate = f"{name}-{number}"
+        taken.add(candidate.lower())
+        out.append(candidate)
+    return out
 
 
 def _one(path: Path) -> SubmissionInput:
@@ -105,8 +129,8 @@ def find_submissions(paths: list[Path], expected_files: list[str], *,
 
 
 def _unique(found: list[SubmissionInput]) -> list[SubmissionInput]:
-    names = [s.name for s in found]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise SystemExit(f"Two submissions would share an output folder: {', '.join(duplicates)}")
-    return found
+    """Two students whose names clean to the same folder name get distinct names (the batch never
+    refuses to start for it). Sources are taken in path order, so a rerun names them the same."""
+    ordered = sorted(found, key=lambda s: str(s.source))
+    renamed = dict(zip((id(s) for s in ordered), unique_names([s.name for s in ordered])))
+    return [SubmissionInput(renamed[id(s)], s.source) for s in found]

@@ -157,6 +157,7 @@ def write_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o640)  # mkstemp makes 0600: a TA account or a web server in the group must read results
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

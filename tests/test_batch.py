@@ -101,13 +101,45 @@ def test_github_classroom_clones_are_named_after_the_logins(tmp_path):
     assert [s.name for s in found] == ["alice", "bob-smith"]
 
 
-def test_two_submissions_with_the_same_name_are_refused(tmp_path):
+def test_names_keep_unicode_letters_and_collisions_get_distinct_names(tmp_path):
+    """"Zoë Müller" stays readable; two names that clean to the same folder, two files with the same
+    name, or a student named like the grader's own files never stop the batch nor share a folder."""
+    import unicodedata
+
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "x.py").write_text("")
     (tmp_path / "b" / "x.py").write_text("")
-    with pytest.raises(SystemExit, match="share an output folder"):
-        find_submissions([tmp_path / "a" / "x.py", tmp_path / "b" / "x.py"], EXPECTED)
+    found = find_submissions([tmp_path / "a" / "x.py", tmp_path / "b" / "x.py"], EXPECTED)
+    assert [s.name for s in found] == ["x", "x-2"]
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("Zoë Müller.py", unicodedata.normalize("NFD", "Zoë Müller") + ".ipynb", "Zoe Muller.py",
+                 "gradebook.csv.py", "Łukasz Żak.py"):
+        (folder / name).write_text("")
+    names = sorted(s.name for s in find_submissions([folder], EXPECTED))
+    assert names == sorted(["Zoë_Müller", "Zoë_Müller-2", "Zoe_Muller", "gradebook.csv-submission", "Łukasz_Żak"])
+
+
+def test_bad_command_line_inputs_get_one_line_and_a_non_zero_exit(tmp_path, capsys):
+    from autograder.cli import main
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "alice.py").write_text("x = 1\n")
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "no such file or folder": ["grade", "autoencoder", str(tmp_path / "missing.py"), "--out", str(tmp_path / "o")],
+        "is a file, not a folder": ["grade", "autoencoder", str(tmp_path / "subs"), "--out", str(tmp_path / "afile")],
+        "inside the submissions folder": ["grade", "autoencoder", str(tmp_path / "subs"), "--out",
+                                          str(tmp_path / "subs" / "out")],
+        "no submission found": ["grade", "autoencoder", str(tmp_path / "empty"), "--out", str(tmp_path / "o")],
+    }
+    for expected, argv in cases.items():
+        assert main(argv) == 2, expected
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_slot_policy(config, monkeypatch):

@@ -214,7 +214,9 @@ def test_time_outs_state_the_budget_and_skipped_tests_are_not_failed(tmp_path):
     assert "the budget for this test is 2 s" in tests["test_slow"].output
     assert tests["test_on_the_gpu"].status == "skipped" and result.max_score == 2
 
-    data = json.loads((tmp_path / "out" / "student" / "results.json").read_text())
+    results_file = tmp_path / "out" / "student" / "results.json"
+    assert results_file.stat().st_mode & 0o777 == 0o640  # readable by the group (a TA account, a web server)
+    data = json.loads(results_file.read_text())
     assert [t["name"] for t in data["tests"]] == ["test_quick", "test_slow"]  # nothing shown as failed
     assert data["extra_data"]["skipped"][0]["name"] == "test_on_the_gpu"
     assert "Not run on this grader" in data["output"] and "needs a CUDA device" in data["output"]
