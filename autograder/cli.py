@@ -52,6 +52,7 @@ class _Progress:
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
 
 
 def check_grade_inputs(submissions: list[Path], out: Path) -> str | None:
@@ -101,6 +102,14 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         results = grade_batch(config, submissions, Path(args.out), device=args.device, seed=args.seed,
                               tests_dir=Path(args.tests_dir) if args.tests_dir else None, progress=progress,
                               jobs=args.jobs, regrade=args.regrade, scheduler=args.scheduler, per_gpu=args.per_gpu)
+    except KeyboardInterrupt as exc:
+        progress.stop()
+        from autograder.grading import write_gradebook
+
+        write_gradebook(Path(args.out))
+        print(f"\ninterrupted: {exc or 'stopped'}. Run the same command again to grade the rest "
+              f"(what is graded is kept; the interruption does not count against any submission).", file=sys.stderr)
+        return 130
     finally:
         progress.stop()
     summary = batch_summary(results)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -104,6 +105,25 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
 # pytest session; the student's worker is still a fresh interpreter in its own sandbox.
 PRELOAD = ["torch", "numpy", "pytest", "autograder.plugin", "autograder.remote", "autograder.checks"]
 _forkserver = None
+# The test processes running now, so that an interrupted batch (Ctrl-C) stops them at once instead
+# of waiting for every queued submission; and the flag that says the batch was interrupted.
+_RUNNING: set = set()
+_RUNNING_LOCK = threading.Lock()
+INTERRUPTED = threading.Event()
+
+
+def _track(process, running: bool) -> None:
+    with _RUNNING_LOCK:
+        (_RUNNING.add if running else _RUNNING.discard)(process)
+
+
+def stop_running_test_processes() -> None:
+    """Kill every test process this grader started (their workers see their pipes close and exit)."""
+    with _RUNNING_LOCK:
+        processes = list(_RUNNING)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.kill()
 
 
 def _prewarmed_context():
@@ -154,7 +174,11 @@ def run_test_process(args: list[str], cwd: Path, env: dict[str, str], timeout: f
         log_path = cwd / "pytest-output.log"
         process = _prewarmed_context().Process(target=_pytest_in_fork, args=(args, str(cwd), env, str(log_path)))
         process.start()
-        process.join(timeout)
+        _track(process, True)
+        try:
+            process.join(timeout)
+        finally:
+            _track(process, False)
         if process.is_alive():
             process.kill()
             process.join()
@@ -169,13 +193,18 @@ def run_test_process(args: list[str], cwd: Path, env: dict[str, str], timeout: f
 
 
 def _run_fresh(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace", env=env)
+    _track(proc, True)
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, text=True,
-                              env=env, timeout=timeout)
-        return proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout or ""
-        return None, out.decode(errors="replace") if isinstance(out, bytes) else out
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        return None, out or ""
+    finally:
+        _track(proc, False)
 
 
 def _collect(raw: Path, name: str, config: AssignmentConfig, notes: list[str], error: str | None) -> SubmissionResult:
@@ -303,6 +332,26 @@ def _start_attempt(sub: SubmissionInput, config: AssignmentConfig, out_dir: Path
     return None
 
 
+def _undo_attempt(sub: SubmissionInput, out_dir: Path) -> None:
+    """An interrupted grading (Ctrl-C) is the instructor's doing, not the submission's: it does not
+    count as one of its MAX_ATTEMPTS."""
+    path = _attempts_file(out_dir, sub.name)
+    with contextlib.suppress(OSError, ValueError):
+        attempts = int(path.read_text() or 0) - 1
+        if attempts > 0:
+            write_atomic(path, str(attempts))
+        else:
+            path.unlink()
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch: what was graded is kept; the rest is graded by the next run."""
+
+    def __init__(self, graded: int, remaining: int):
+        super().__init__(f"{graded} graded and kept, {remaining} left for the next run")
+        self.graded, self.remaining = graded, remaining
+
+
 def _internal_error(config: AssignmentConfig, sub: SubmissionInput, exc: BaseException) -> SubmissionResult:
     return SubmissionResult(submission=sub.name, assignment=config.name,
                             error=f"internal grader error: {type(exc).__name__}: {exc}")
@@ -379,10 +428,15 @@ def _grade_locally(config: AssignmentConfig, todo: list[SubmissionInput], out_di
     for slot in slots:
         free.put(slot)
 
-    def run(sub: SubmissionInput) -> SubmissionResult:
+    started: list[SubmissionInput] = []
+
+    def run(sub: SubmissionInput) -> SubmissionResult | None:
+        if INTERRUPTED.is_set():
+            return None
         stopped = _start_attempt(sub, config, out_dir)
         if stopped:
             return stopped
+        started.append(sub)
         slot = free.get()
         try:
             return grade_submission(config, sub.source, out_dir, name=sub.name, env=slot, **options)
@@ -391,9 +445,29 @@ def _grade_locally(config: AssignmentConfig, todo: list[SubmissionInput], out_di
         finally:
             free.put(slot)
 
-    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+    INTERRUPTED.clear()
+    recorded: set[str] = set()
+    pool = ThreadPoolExecutor(max_workers=len(slots))
+    finished = False
+    try:
         futures = {pool.submit(run, sub): sub for sub in todo}
         for future in as_completed(futures):
             sub, result = futures[future], future.result()
+            if INTERRUPTED.is_set() or result is None:
+                continue
             record_result(result, sub, out_dir, salt)
+            recorded.add(sub.name)
             yield sub, result
+        finished = True
+    except KeyboardInterrupt:
+        INTERRUPTED.set()
+        raise BatchInterrupted(len(recorded), len(todo) - len(recorded)) from None
+    finally:
+        if not finished:  # Ctrl-C (or the caller stopped early): stop now, keep what is recorded
+            INTERRUPTED.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_running_test_processes()
+        pool.shutdown(wait=True)
+        for sub in started:
+            if sub.name not in recorded and INTERRUPTED.is_set():
+                _undo_attempt(sub, out_dir)

@@ -245,6 +245,34 @@ def test_a_killed_batch_resumes_without_losing_or_repeating_a_result(config, tes
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_the_batch_promptly_keeps_what_is_graded_and_costs_no_attempt(config, tests_dir, tmp_path):
+    """Ctrl-C (SIGINT to the whole foreground process group, as a terminal sends it) stops the
+    batch in seconds, keeps the finished results, counts no attempt against the interrupted
+    submissions, and the next run grades the rest."""
+    klass = make_class(tmp_path / "class", 8)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "autograder.cli", "grade", "autoencoder", str(klass), "--out", str(out),
+           "--tests-dir", str(tests_dir), "--jobs", "2", "--device", "cpu", "--quiet"]
+    grader = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/.source-sha256"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    interrupted_at = time.monotonic()
+    os.killpg(grader.pid, signal.SIGINT)
+    _, err = grader.communicate(timeout=60)
+    assert time.monotonic() - interrupted_at < 20, "Ctrl-C did not stop the batch promptly"
+    assert grader.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    kept = {p.parent.name for p in out.glob("*/.source-sha256")}
+    assert 2 <= len(kept) < 8
+    assert not list(out.glob("*/.attempts")), "an interrupted submission was counted as a failed attempt"
+    for name in kept:
+        assert read_results_json(out / name / "results.json").error is None
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and f"{len(kept)} already graded (kept)" in rerun.stdout
+    assert len(list(out.glob("*/.source-sha256"))) == 8
+
+
+@pytest.mark.slow
 def test_a_local_dask_cluster_grades_the_same(config, tests_dir, tmp_path):
     distributed = pytest.importorskip("distributed")
     sources = sorted(make_class(tmp_path / "class", 3).glob("*.py"))
