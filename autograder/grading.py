@@ -220,6 +220,7 @@ def _collect(raw: Path, name: str, config: AssignmentConfig, notes: list[str], e
             result.seed, result.device, result.versions = data["seed"], data["device"], data["versions"]
             result.leaderboard = data.get("leaderboard", [])
             result.notes = list(dict.fromkeys(result.notes + data.get("notes", [])))
+            result.error = result.error or data.get("error")  # e.g. the file could not be imported
         except (ValueError, KeyError, TypeError) as exc:
             result.error = result.error or f"the grader's results could not be read ({type(exc).__name__})"
     order = collected or list(done)

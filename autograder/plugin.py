@@ -442,7 +442,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "seed": state.seed,
             "device": str(state.device),
             "notes": state.notes,
-            "error": state.submission_error,
+            "error": state.submission_error or (state._session.import_problem if state._session else None),
             "leaderboard": list(state.leaderboard.values()),
             "versions": {
                 "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,

@@ -123,6 +123,7 @@ class Session:
         self._module_generation = -1
         self._load_error: SubmissionError | None = None
         self._import_timed_out = False  # then the submission is never imported again
+        self.import_problem: str | None = None  # one line for the gradebook's problem column
         self._pending_release: list[int] = []
         self.seed: int | None = None
 
@@ -218,17 +219,27 @@ class Session:
                                              dump_stack_on_timeout=self.import_budget is not None)
             self._module_generation = self.backend.generation
             self._load_error = None
+            self.import_problem = None
         except StudentCodeError as exc:
+            missing = ""
+            if exc.type_name == "ModuleNotFoundError":
+                missing = (" That package is not installed where your code is graded: the handout lists what is. "
+                           "Remove the import, or put it in a cell tagged `skip`.")
             self._load_error = SubmissionError(
-                f"Your submission could not be imported, so this test could not run.\n\n{exc.feedback()}"
+                f"Your submission could not be imported, so this test could not run.{missing}\n\n{exc.feedback()}"
             )
+            self.import_problem = f"could not be imported: {exc.type_name}: {exc.message}".splitlines()[0][:300] + (
+                " (not installed where it is graded)" if missing else "")
         except WorkerCrashed as exc:
             self._load_error = SubmissionError(f"Your submission could not be imported. {exc}")
+            self.import_problem = f"could not be imported: {str(exc).splitlines()[0]}"
         except WorkerTimeout as exc:
             if self.import_budget is None:
                 self._load_error = SubmissionError(f"Importing your submission took too long. {exc}")
+                self.import_problem = "importing it took too long"
                 return
             self._import_timed_out = True
+            self.import_problem = f"importing it took more than {self.import_budget:g} s of CPU time"
             where = self._running_line(self.backend.output_since(mark))
             self._load_error = SubmissionError(
                 f"Importing your submission took more than the {self.import_budget:g} s of CPU time allowed for it, "

@@ -215,7 +215,10 @@ def test_broken_submissions_get_zero_and_a_message_and_the_batch_goes_on(config,
         assert results[name].score == 0 and len(results[name].tests) == 5, name
     first = {name: results[name].tests[0].output for name in results}
     assert "SyntaxError" in first["syntax"]
-    assert "No module named 'numpyy'" in first["importerror"]
+    assert "No module named 'numpyy'" in first["importerror"] and "not installed where" in first["importerror"]
+    # One problem line for the gradebook and the batch summary, not only the same message on every test.
+    assert "No module named 'numpyy'" in results["importerror"].error
+    assert results["good"].error is None
     assert "does not define `double`" in first["wrongnames"]
     assert "not a readable Jupyter notebook" in first["notebook"]
     assert "does not exist" in first["missing"]
