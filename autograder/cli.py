@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from autograder.config import available_assignments, load_config
@@ -151,11 +152,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False)
     mismatches = 0
+    started = time.monotonic()
     for name in args.assignments or available_assignments():
         config = load_config(name)
         out = Path(args.out) / name
         examples = build_examples(config, out / "submissions")
-        results = grade_batch(config, [e.path for e in examples], out / "results", device=args.device, regrade=True)
+        if not args.all:  # the representative subset: see demo_subset
+            examples = demo_subset(config, examples)
+        console.print(f"{name}: grading {len(examples)} example submissions "
+                      f"({time.monotonic() - started:.0f} s so far)", markup=False)
+        progress = _Progress(console, plain=True)
+        results = grade_batch(config, [e.path for e in examples], out / "results", device=args.device, regrade=True,
+                              progress=progress)
         table = Table(title=f"{name}: example submissions (results in {out / 'results'})")
         for column in ("submission", "score", "failed tests", "as expected"):
             table.add_column(column)
@@ -167,8 +175,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             table.add_row(example.name, f"{result.score:g} / {result.max_score:g}", shown,
                           "[green]yes[/green]" if problem is None else f"[red]NO: {problem}[/red]")
         console.print(table)
-    console.print("all verdicts as expected" if not mismatches else f"[red]{mismatches} unexpected verdict(s)[/red]")
+    console.print(("all verdicts as expected" if not mismatches else f"[red]{mismatches} unexpected verdict(s)[/red]")
+                  + f" ({time.monotonic() - started:.0f} s)" + ("" if args.all else
+                  "; this was the representative subset, `--all` grades every example"))
     return 1 if mismatches else 0
+
+
+def demo_subset(config, examples):
+    """What ``autograder demo`` grades by default, to finish in a few minutes on a 2-core machine:
+    the reference, the blank template, and the known-bad submissions marked ``demo = true`` in
+    ``mutants.toml`` (cheap ones that show typical feedback). ``--all`` grades every example."""
+    from autograder.examples import BLANK, REFERENCE, mutants
+
+    chosen = {REFERENCE, BLANK} | {m["name"] for m in mutants(config) if m.get("demo")}
+    return [e for e in examples if e.name in chosen]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -298,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("assignments", nargs="*")
     demo.add_argument("--out", default="grading-output/demo")
     demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    demo.add_argument("--all", action="store_true",
+                      help="every example (known-bad and independently written correct ones), not the quick subset")
     demo.set_defaults(func=_cmd_demo)
 
     gradescope = sub.add_parser("gradescope", help="Gradescope: build an assignment's autograder zip")

@@ -94,6 +94,7 @@ class GradingState:
         self.submission_error: str | None = opt("--submission-error")
         self.notes: list[str] = []
         self.leaderboard: dict[str, dict] = {}
+        self.figures_saved = False
         self.worker_info: dict = {}
         self._session = None
         self.sandbox = "not started"
@@ -336,6 +337,28 @@ def _autograder_per_test(request: pytest.FixtureRequest):
     yield
     request.node.stash[OUTPUT_KEY] = session.output_since(mark)
     session.budget_left = None
+    _save_import_figures(request, state)
+
+
+def _save_import_figures(request: pytest.FixtureRequest, state: GradingState) -> None:
+    """Once the submission is imported, put the figures it drew at import (a notebook's plots) on
+    its feedback page. Never costs the student a test: failures here are ignored."""
+    folder = request.config.getoption("--artifacts-dir")
+    session = state._session
+    if state.figures_saved or not folder or session is None or session._module is None:
+        return
+    state.figures_saved = True
+    from autograder.images import save_figure_png
+
+    try:
+        session.budget_left = 30.0
+        figures = session.request("figures")
+    except Exception:  # noqa: BLE001 - the figures are a courtesy, not a test
+        return
+    finally:
+        session.budget_left = None
+    for i, image in enumerate(figures if isinstance(figures, list) else []):
+        save_figure_png(Path(folder) / f"your-notebook--figure-{i + 1}.png", image)
 
 
 # -- results -----------------------------------------------------------------------------------

@@ -219,7 +219,9 @@ def worker_environment(device: str, threads: int | None) -> dict[str, str]:
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
-        "MPLBACKEND": "Agg",  # plt.show() in a notebook must not try to open a window
+        # Agg-like drawing without a window; plt.show() keeps the figure for the feedback page and
+        # closes it, as a notebook's inline backend does.
+        "MPLBACKEND": "module://autograder.mpl_backend",
         "MPLCONFIGDIR": "tmp",  # the file system may be read-only outside the working directory
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS
     }

@@ -212,6 +212,17 @@ class WorkerServer:
             "buffers": {name: b for name, b in module.named_buffers()},
         }
 
+    def op_figures(self) -> list:
+        """The matplotlib figures the submission drew (a notebook's plots): those shown with
+        ``plt.show()`` and those left open, as (H, W, 3) uint8 arrays (see ``autograder.mpl_backend``)."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        backend = sys.modules.get("autograder.mpl_backend")
+        if pyplot is None or backend is None:
+            return []
+        backend.keep_and_close_all()
+        images, backend.SHOWN[:] = list(backend.SHOWN), []
+        return images
+
     def op_release(self, ids: list) -> None:
         for handle_id in ids:
             self.objects.pop(handle_id, None)

@@ -1,4 +1,5 @@
-"""A real student's notebook plots, shows progress bars and tables: graded like one that does not.
+"""A real student's notebook plots, shows progress bars and tables: graded like one that does not,
+and its plots are shown on its feedback page.
 
 The notebook stack (autograder/stack.py) is a dependency of the package, pinned in the Gradescope
 image and listed in the student bundle; the worker draws figures with the Agg backend, so
@@ -64,6 +65,8 @@ def test_a_notebook_that_plots_and_displays_gets_full_marks(tmp_path):
     result = grade_submission(load_config("autoencoder"), path, tmp_path / "out", device="cpu", tests_dir=tests_dir)
     assert result.error is None, result.error
     assert result.score == result.max_score == 1, result.tests[0].output
+    figures = sorted(p.name for p in (tmp_path / "out" / "student" / "images").glob("your-notebook--figure-*.png"))
+    assert figures == ["your-notebook--figure-1.png", "your-notebook--figure-2.png"]  # its plots, on its feedback page
 
 
 def test_every_handout_says_what_is_installed():
