@@ -219,5 +219,6 @@ def test_cartpole_agent(sub, grading_seed):
     assert passed, (
         f"your trained CartPole agent scored {_describe(check, scores)} (mean return over the grader's "
         f"{check.eval_episodes} greedy episodes); {check.needed} of {check.runs} runs must reach {check.threshold}. "
-        f"A random policy scores about {RANDOM_CARTPOLE_SCORE:.0f}; the reference solution about 230. CartPole ends "
-        "when the pole falls (terminated): the TD target must not bootstrap from there.")
+        f"A random policy scores about {RANDOM_CARTPOLE_SCORE:.0f}; the reference solution about 230. Things to check: "
+        "CartPole ends when the pole falls (terminated), and the TD target must not bootstrap from there; the replay "
+        "buffer; the target network updates.")
