@@ -115,6 +115,9 @@ INTERRUPTED = threading.Event()
 def _track(process, running: bool) -> None:
     with _RUNNING_LOCK:
         (_RUNNING.add if running else _RUNNING.discard)(process)
+    if running and INTERRUPTED.is_set():  # started just after the interrupt's sweep: stop it too
+        with contextlib.suppress(Exception):
+            process.kill()
 
 
 def stop_running_test_processes() -> None:

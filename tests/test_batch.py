@@ -253,7 +253,10 @@ def test_ctrl_c_stops_the_batch_promptly_keeps_what_is_graded_and_costs_no_attem
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "autograder.cli", "grade", "autoencoder", str(klass), "--out", str(out),
            "--tests-dir", str(tests_dir), "--jobs", "2", "--device", "cpu", "--quiet"]
-    grader = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A command started in the background of a non-interactive shell (as CI may run this suite)
+    # inherits SIGINT ignored: restore the default so the grader gets Ctrl-C as a terminal gives it.
+    grader = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(list(out.glob("*/.source-sha256"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)

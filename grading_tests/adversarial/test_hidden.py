@@ -15,11 +15,12 @@ are next to each constant.
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchattacks
 
 from assignments.adversarial.data import load_digit_images
 from assignments.adversarial.model import load_classifier
-from autograder.checks import (expect_detached, expect_scalar, expect_scalar_close, expect_tensor,
+from autograder.checks import (expect_close, expect_detached, expect_scalar, expect_scalar_close, expect_tensor,
                                expect_unchanged)
 
 MAX_MISMATCHED_IMAGES = 0.02  # share of the images allowed to differ from torchattacks
@@ -231,15 +232,36 @@ def test_targeted_attacks_reach_and_approach_target(sub, victim, model, digits):
             f"expected at least {MIN_TARGETED_SUCCESS:.0%}.")
 
 
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_input_gradient(sub, victim, model, digits):
+    """input_gradient(model, x, labels) is the gradient of the batch-mean cross-entropy with respect
+    to x (shape of x); with targeted=True it is minus that gradient."""
+    x, y = digits
+    x = x[:40]
+    target = (y[:40] + 1) % 10
+    for labels, targeted in ((y[:40], False), (target, True)):
+        point = x.clone().requires_grad_(True)
+        (expected,) = torch.autograd.grad(F.cross_entropy(model(point), labels), point)
+        expected = -expected if targeted else expected
+        expect_close(sub.input_gradient(victim, x, labels, targeted=targeted), expected,
+                     f"input_gradient(model, x, labels, targeted={targeted}) on 40 digits", rtol=1e-4, atol=1e-7,
+                     hint="Expected the gradient of F.cross_entropy(model(x), labels) (mean over the batch) with "
+                          "respect to x, negated when targeted=True.",
+                     known_mistakes={"summing the cross-entropy over the batch instead of averaging it":
+                                     expected * len(x),
+                                     "the opposite sign": -expected})
+
+
 @pytest.mark.points(2)
 @pytest.mark.hidden
 def test_attacks_use_eval_mode(sub, victim, digits):
-    """Given a model left in train mode (dropout active), fgsm and pgd_linf return what they
+    """Given a model left in train mode (dropout active), fgsm, pgd_linf and pgd_l2 return what they
     return for the same model in eval mode: they call model.eval()."""
     x, y = digits
     hint = ("the model was handed over in train mode, where its dropout layers are random; "
             "call model.eval() before computing gradients.")
-    for name, params in (("fgsm", (0.1,)), ("pgd_linf", (0.1, 0.02, 10))):
+    for name, params in (("fgsm", (0.1,)), ("pgd_linf", (0.1, 0.02, 10)), ("pgd_l2", (0.5, 0.1, 10))):
         victim.eval()
         in_eval_mode = expect_tensor(getattr(sub, name)(victim, x, y, *params), f"{name}(...)", shape=tuple(x.shape))
         victim.train()
@@ -279,11 +301,11 @@ def test_attacks_leave_model_and_input_untouched(sub, worker, victim, model, dig
 @pytest.mark.points(1)
 @pytest.mark.hidden
 def test_batched_and_single_calls_agree(sub, victim, digits):
-    """Attacking a batch gives, for each image, what attacking that image alone gives (L-inf and
-    L2 PGD): nothing in the attack mixes the samples of a batch."""
+    """Attacking a batch gives, for each image, what attacking that image alone gives (FGSM, L-inf
+    and L2 PGD): nothing in the attack mixes the samples of a batch."""
     x, y = digits
     x, y = x[:6], y[:6]
-    for name, params in (("pgd_linf", (0.1, 0.02, 10)), ("pgd_l2", (0.5, 0.1, 10))):
+    for name, params in (("fgsm", (0.1,)), ("pgd_linf", (0.1, 0.02, 10)), ("pgd_l2", (0.5, 0.1, 10))):
         batched = expect_tensor(getattr(sub, name)(victim, x, y, *params), f"{name} on 6 images", shape=tuple(x.shape))
         for i in range(len(x)):
             single = expect_tensor(getattr(sub, name)(victim, x[i:i + 1], y[i:i + 1], *params),

@@ -18,8 +18,9 @@ from autograder.errors import StudentCodeError
 
 def six_binary_cases() -> tuple[torch.Tensor, torch.Tensor]:
     """Six 4x4 binary (prediction, target) pairs: empty/full, left/right halves, empty/empty,
-    full/full, left/left, top-left quarter/left half. Their Dice is [0, 0, 1, 1, 1, 2/3] and their
-    IoU [0, 0, 1, 1, 1, 1/2] (empty/empty counts as a match)."""
+    full/full, left/left, top-left quarter/left half. With eps, their Dice coefficient is
+    [0, 0, 1, 1, 1, 2/3] (empty/empty: eps / eps = 1); without eps, as in the metrics, empty/empty
+    has no score (NaN) and the IoU is [0, 0, NaN, 1, 1, 1/2]."""
     empty, full = torch.zeros(4, 4), torch.ones(4, 4)
     left, right = full.clone(), full.clone()
     left[:, 2:], right[:, :2] = 0, 0
