@@ -235,7 +235,8 @@ def _collect(raw: Path, name: str, config: AssignmentConfig, notes: list[str], e
             name=nodeid.split("::")[-1], nodeid=nodeid, number="", max_score=points.get(nodeid, 0.0),
             status="failed", output=f"This test did not run: {result.error}.",
         ))
-    result.tests += [t for nodeid, t in done.items() if nodeid not in set(order)]
+    listed = set(order)
+    result.tests += [t for nodeid, t in done.items() if nodeid not in listed]
     return result
 
 

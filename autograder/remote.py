@@ -159,8 +159,7 @@ class Session:
         encoder = protocol.Encoder(make_handle=self._ref_for)
         frame = protocol.pack({"op": op, "args": encoder.encode(args)}, encoder)
         try:
-            answer = (self.backend.request(frame, timeout, dump_stack_on_timeout=True) if dump_stack_on_timeout
-                      else self.backend.request(frame, timeout))
+            answer = self.backend.request(frame, timeout, dump_stack_on_timeout=dump_stack_on_timeout)
         except WorkerTimeout as exc:
             self._charge(charge)
             if charge and self.budget_left is not None:
