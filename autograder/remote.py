@@ -22,6 +22,10 @@ from autograder.errors import (BudgetExhausted, GraderError, MissingName, Studen
                                WorkerCrashed, WorkerTimeout)
 from autograder.sandbox import Limits, WorkerProcess
 
+# CPU seconds a fresh worker may take to start (Python, torch and the engine: about 2 s); no
+# student code runs then, so it counts against no budget.
+STARTUP_SECONDS = 60.0
+
 
 class SubprocessBackend:
     """Runs requests in an isolated worker process; starts a fresh one after a crash or timeout."""
@@ -126,6 +130,7 @@ class Session:
         self.import_problem: str | None = None  # one line for the gradebook's problem column
         self._pending_release: list[int] = []
         self.seed: int | None = None
+        self.worker_info: dict = {}  # the worker's answer to "hello" (versions, device), from its start-up
 
     # -- low level --------------------------------------------------------------------------
     def _timeout(self) -> float | None:
@@ -147,13 +152,17 @@ class Session:
             self._raw_request("release", {"ids": ids}, self._timeout())
         return self._raw_request(op, args, self._timeout())
 
-    def _charge(self, charge: bool) -> None:
+    def _charge(self, charge: bool | None) -> None:
+        """Count the last request's CPU time: against the submission (``cpu_used``) unless
+        ``charge`` is None (the worker's own start-up), and against the test if ``charge``."""
+        if charge is None:
+            return
         used = float(getattr(self.backend, "last_cpu", 0.0) or 0.0)
         self.cpu_used += used
         if charge and self.budget_left is not None:
             self.budget_left -= used
 
-    def _raw_request(self, op: str, args: dict, timeout: float | None, charge: bool = True,
+    def _raw_request(self, op: str, args: dict, timeout: float | None, charge: bool | None = True,
                      dump_stack_on_timeout: bool = False) -> Any:
         __tracebackhide__ = True  # pytest: show the student their error, not the proxy
         encoder = protocol.Encoder(make_handle=self._ref_for)
@@ -204,6 +213,9 @@ class Session:
         importing it already ran out of time: it is not tried again for every test)."""
         self._pending_release.clear()
         self._module = None
+        # Start-up (Python, torch, the engine) runs no student code: the grader's cost, paid here
+        # rather than by whichever test happens to start the worker.
+        self.worker_info = self._raw_request("hello", {}, STARTUP_SECONDS, charge=None)
         if self.seed is not None:
             self._raw_request("seed", {"seed": self.seed}, self._timeout())
         if self.entry is not None and not self._import_timed_out:

@@ -298,7 +298,14 @@ class WorkerProcess:
                 os.kill(pid, signal.SIGUSR1)
             except (OSError, ProcessLookupError, PermissionError):
                 continue
-        time.sleep(0.5)
+        # Wait for the dump to arrive and end (output that stops growing), not a fixed time: on a
+        # busy machine the worker may need a while to be scheduled and write it.
+        before, deadline = self.output.total, time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            seen = self.output.total
+            time.sleep(0.2)
+            if seen > before and self.output.total == seen:
+                break
 
     def cpu_seconds(self) -> float:
         """The worker's CPU time so far, per torch thread it was given (a budget of 30 s means 30 s

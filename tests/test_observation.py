@@ -235,3 +235,19 @@ def test_the_gradebook_and_summary_say_skipped():
     assert "1 of 1 tests passed" in result.summary()
     assert [t["name"] for t in result.to_gradescope()["tests"]] == ["test_a"]
     assert gradebook_csv([result]).splitlines()[1] == "ann,1,1,1,1,1,skipped,"
+
+
+def test_starting_the_worker_is_not_charged_to_the_student(tmp_path):
+    """Python, torch and the engine take about 2 s of CPU to start; no student code runs then, so
+    the first test's budget (and the submission's) must not pay for it: a 1 s budget on a fresh
+    worker still leaves the test its whole second."""
+    (tmp_path / "student.py").write_text(STUDENT)
+    session = Session(SubprocessBackend(tmp_path), entry="student.py")
+    try:
+        session.budget_left = 1.0
+        session.set_seed(0)
+        assert session.worker_info.get("python")
+        assert session.backend.process.cpu_seconds() > 0.5  # the start-up did cost something
+        assert session.cpu_used < 0.5 and session.budget_left > 0.5
+    finally:
+        session.close()
