@@ -58,7 +58,7 @@ class WorkerTimeout(SubmissionError):
 
 
 class WorkerCrashed(SubmissionError):
-    def __init__(self, exit_code: int | None, output_tail: str = ""):
+    def __init__(self, exit_code: int | None, output_tail: str = "", reason: str = ""):
         self.exit_code = exit_code
         self.output_tail = output_tail
         if exit_code is not None and exit_code < 0:
@@ -69,6 +69,8 @@ class WorkerCrashed(SubmissionError):
             how = f"was killed by {name}"
             if name in ("SIGKILL", "SIGSEGV", "SIGBUS", "SIGABRT"):
                 how += " (often: it used more memory than allowed, or crashed in native code)"
+        elif reason:
+            how = f"{reason}, so it was stopped (does your code write to file descriptors it did not open?)"
         elif exit_code is None:
             how = "stopped answering"
         else:

@@ -35,7 +35,7 @@ import torch
 
 from autograder import __version__
 from autograder.errors import StudentCodeError, SubmissionError
-from autograder.results import TestResult
+from autograder.results import TestResult, strict_json
 from autograder.worker import seed_everything
 
 STATE_KEY = pytest.StashKey["GradingState"]()
@@ -151,10 +151,11 @@ class GradingState:
 
     def hidden_paths(self) -> tuple[str, ...]:
         """What the worker must not see: solutions, grading tests, examples (they contain
-        solution fragments), the tests being run, and what the driver adds (other students'
+        solution fragments), the checkout's .git (its objects hold all of these), the tests being run, and what the driver adds (other students'
         submissions and results) through AUTOGRADER_HIDDEN_PATHS."""
         root = self.assignment.repo_root
-        paths = [root / "solutions", root / "grading_tests", root / "examples", Path(self.pytest_config.rootpath)]
+        paths = [root / "solutions", root / "grading_tests", root / "examples", root / ".git",
+                 Path(self.pytest_config.rootpath)]
         paths += [Path(p) for p in os.environ.get("AUTOGRADER_HIDDEN_PATHS", "").split(os.pathsep) if p]
         workdir = Path(self.workdir).resolve() if self.workdir else None
         # Never hide a folder that contains the working directory (or the worker could not start).
@@ -332,7 +333,9 @@ def _autograder_per_test(request: pytest.FixtureRequest):
                            f"were left of the {total:g} s for the whole submission")
     session.set_seed(state.seed)
     if not state.worker_info:
-        state.worker_info = session.worker_info or session.hello()
+        from autograder.remote import plain_worker_info
+
+        state.worker_info = session.worker_info or plain_worker_info(session.hello())
     mark = session.output_mark()
     yield
     request.node.stash[OUTPUT_KEY] = session.output_since(mark)
@@ -448,7 +451,7 @@ def _failure_feedback(first, hidden: bool, state: GradingState) -> str:
 def _append_partial(state: GradingState, record: dict) -> None:
     path = state.results_path.with_suffix(".partial.jsonl")
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(strict_json(record, indent=None) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -473,7 +476,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 "sandbox": state.sandbox,
             },
         }
-        write_atomic(state.results_path, json.dumps(payload, indent=2))
+        write_atomic(state.results_path, strict_json(payload))
     state.close()
 
 

@@ -29,6 +29,9 @@ _PLAIN_DICT_SUBCLASSES = (collections.OrderedDict, collections.defaultdict)
 MAX_DEPTH = 64
 MAX_MESSAGE_BYTES = 2 * 1024**3  # 2 GiB: larger than any tensor a course test exchanges
 _HEADER = struct.Struct("<Q")
+# The JSON part of a frame (plain values; tensors travel in the blob): decoded into Python objects
+# about ten times its size, so a worker cannot make the grader hold gigabytes with a few numbers.
+MAX_HEADER_BYTES = 16 * 1024**2
 
 
 class ProtocolError(Exception):
@@ -364,6 +367,8 @@ def unpack(frame: bytes) -> tuple[dict, memoryview]:
     if len(view) < _HEADER.size:
         raise ProtocolError("truncated frame")
     (length,) = _HEADER.unpack(view[: _HEADER.size])
+    if length > MAX_HEADER_BYTES:
+        raise ProtocolError(f"frame header of {length} bytes (at most {MAX_HEADER_BYTES} allowed)")
     end = _HEADER.size + length
     if end > len(view):
         raise ProtocolError("truncated frame header")

@@ -25,6 +25,21 @@ from autograder.sandbox import Limits, WorkerProcess
 # CPU seconds a fresh worker may take to start (Python, torch and the engine: about 2 s); no
 # student code runs then, so it counts against no budget.
 STARTUP_SECONDS = 60.0
+MAX_MESSAGE_CHARS = 8000  # of an exception's message or traceback from the student's code
+WORKER_INFO_KEYS = ("pid", "python", "torch", "cuda", "cuda_available")
+
+
+def plain_worker_info(answer: Any) -> dict:
+    """The worker's "hello" answer as it goes into results: the known keys, short plain values
+    (the worker runs student code, so its answers are not trusted to be well-formed)."""
+    if not isinstance(answer, dict):
+        return {}
+    def plain(value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**31):
+            return value
+        return str(value)[:100]
+
+    return {key: plain(answer[key]) for key in WORKER_INFO_KEYS if answer.get(key) is not None}
 
 
 class SubprocessBackend:
@@ -185,8 +200,8 @@ class Session:
                 raise protocol.ProtocolError("malformed error")
         except protocol.ProtocolError as exc:
             raise SubmissionError(f"The process running your code sent a malformed answer ({exc}).") from None
-        raise StudentCodeError(str(error.get("type", "Exception")), str(error.get("message", "")),
-                               str(error.get("traceback", "")))
+        raise StudentCodeError(str(error.get("type", "Exception"))[:200], str(error.get("message", ""))[:MAX_MESSAGE_CHARS],
+                               str(error.get("traceback", ""))[-MAX_MESSAGE_CHARS:])
 
     def _ref_for(self, value: Any) -> dict:
         if isinstance(value, RemoteObject):
@@ -215,7 +230,7 @@ class Session:
         self._module = None
         # Start-up (Python, torch, the engine) runs no student code: the grader's cost, paid here
         # rather than by whichever test happens to start the worker.
-        self.worker_info = self._raw_request("hello", {}, STARTUP_SECONDS, charge=None)
+        self.worker_info = plain_worker_info(self._raw_request("hello", {}, STARTUP_SECONDS, charge=None))
         if self.seed is not None:
             self._raw_request("seed", {"seed": self.seed}, self._timeout())
         if self.entry is not None and not self._import_timed_out:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -164,8 +165,33 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+MAX_TEXT_CHARS = 100_000  # any one string in a results file (a test's feedback, a note)
+
+
+def _strict(value: Any) -> Any:
+    """``value`` made valid JSON whatever a submission put in it: NaN and infinities become None
+    (JSON has no such numbers, and Gradescope would reject the file), strings are cut to
+    MAX_TEXT_CHARS, and anything that is not plain data becomes its text."""
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT_CHARS else value[:MAX_TEXT_CHARS] + " [cut]"
+    if isinstance(value, dict):
+        return {str(k)[:200]: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return _strict(str(value))
+
+
+def strict_json(value: Any, indent: int | None = 2) -> str:
+    """The JSON text of ``value``, always valid JSON (see ``_strict``)."""
+    return json.dumps(_strict(value), indent=indent, allow_nan=False)
+
+
 def write_results_json(result: SubmissionResult, path: Path) -> None:
-    write_atomic(path, json.dumps(result.to_gradescope(), indent=2))
+    write_atomic(path, strict_json(result.to_gradescope()))
 
 
 def read_results_json(path: Path) -> SubmissionResult:

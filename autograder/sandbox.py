@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import select
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +30,13 @@ from pathlib import Path
 
 from autograder.errors import SandboxError, WorkerCrashed, WorkerTimeout
 
-MAX_FRAME_BYTES = 2 * 1024**3
+# The largest answer the grader accepts from a worker (tensors included), and how long an answer,
+# once started, may take to arrive: a worker writes it in one go, so one that announces a length and
+# then stops (or student code writing to the answer pipe) is stopped, not waited on until the hard
+# limit.
+MAX_FRAME_BYTES = 1024**3
+FRAME_SECONDS = 20.0
+FRAME_BYTES_PER_SECOND = 50 * 1024**2
 # Budgets count the worker's CPU time, so a busy machine (other graders, other students) does not
 # turn a correct submission into a time-out: what is measured is the student's work, not the load.
 # A wall-clock ceiling still stops a submission that sleeps or blocks: WALL_FACTOR times the
@@ -67,6 +75,7 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / _CLOCK_TICKS
 SETUP_FAILED = "autograder: sandbox setup failed"
 SETUP_FAILED_CODE = 97
+SHM_MB = 512  # each worker's own /dev/shm (torch's DataLoader workers pass batches through it)
 
 
 @dataclass
@@ -110,12 +119,15 @@ def check_worker_user(user: str | None) -> None:
 
 
 def _namespace_script(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None) -> str:
-    """Shell prelude run as root in fresh mount and network namespaces, just before the worker.
+    """Shell prelude run as root in fresh mount, PID and network namespaces, just before the worker.
 
-    Each hidden folder is covered by an empty tmpfs with no permissions; the whole file system is
-    made read-only except the submission's working directory (and /dev/shm); then every
-    capability is dropped, so the student's code, even running as uid 0, can neither unmount,
-    remount nor read what is hidden. The new network namespace has no interface up: no network.
+    Each hidden folder is covered by an empty tmpfs with no permissions; every mount is made
+    read-only (/, /dev, /sys, /proc/sys, /tmp...) except the submission's working directory and a
+    /dev/shm of its own; then every capability is dropped, so the student's code, even running as
+    uid 0, can neither unmount, remount nor read what is hidden. The new network namespace has no
+    interface up: no network. In the new PID namespace (with its own /proc) the worker is process
+    1: it sees no grader process, and when it dies the kernel kills everything it started, also
+    what left its process group (``setsid``), so nothing outlives its grading.
     """
     def step(command: str) -> str:
         return f"{command} || fail {shlex.quote(command)}"
@@ -126,10 +138,19 @@ def _namespace_script(hidden_paths: tuple[str, ...], workdir: Path, user: str | 
         if Path(path).is_dir():
             commands.append(step(f"mount -t tmpfs -o size=4k,mode=000 tmpfs {shlex.quote(path)}"))
     work = shlex.quote(str(workdir))
-    # `cd` again after the bind mount: the inherited working directory is the one underneath it.
-    commands += [step(f"mount --bind {work} {work}"), step("mount -o remount,bind,ro /"), step(f"cd {work}"),
-                 f'exec setpriv {_switch_user(user)}--bounding-set=-all --inh-caps=-all --ambient-caps=-all '
-                 '--no-new-privs "$@"']
+    commands += [
+        step(f"mount --bind {work} {work}"),
+        step("mount -o remount,bind,ro /"),
+        # Every other mount read-only too (a mount point with a space in its name, escaped in
+        # /proc/self/mounts, is left as it is); /proc itself stays, the kernel's knobs do not.
+        f"for m in $(awk '{{print $2}}' /proc/self/mounts | sort -u); do case \"$m\" in "
+        f"/|/proc|/proc/*|{work}) ;; *) mount -o remount,bind,ro \"$m\" 2>/dev/null ;; esac; done",
+        step("mount --bind /proc/sys /proc/sys"), step("mount -o remount,bind,ro /proc/sys"),
+        step(f"mount -t tmpfs -o size={SHM_MB}m,mode=1777,nosuid,nodev tmpfs /dev/shm"),
+        # `cd` again after the bind mount: the inherited working directory is the one underneath it.
+        step(f"cd {work}"),
+        f'exec setpriv {_switch_user(user)}--bounding-set=-all --inh-caps=-all --ambient-caps=-all '
+        '--no-new-privs "$@"']
     return "; ".join(commands)
 
 
@@ -152,7 +173,7 @@ def outermost(paths: tuple[str, ...]) -> list[str]:
 
 
 def _namespace_prefix(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None) -> list[str]:
-    return ["unshare", "--mount", "--net", "--fork", "--kill-child", "--", "sh", "-c",
+    return ["unshare", "--mount", "--net", "--pid", "--mount-proc", "--fork", "--kill-child", "--", "sh", "-c",
             _namespace_script(hidden_paths, workdir, user), "autograder-sandbox"]
 
 
@@ -172,7 +193,8 @@ def namespaces_available() -> bool:
 
 def sandbox_description(limits: Limits) -> str:
     if _use_namespaces(limits):
-        return "namespaces: read-only file system, grader folders hidden, no network, no capabilities"
+        return ("namespaces: read-only file system, grader folders hidden, own processes and /dev/shm, no network, "
+                "no capabilities")
     return "separate process only (namespaces need a root grader)"
 
 
@@ -232,6 +254,36 @@ def worker_environment(device: str, threads: int | None) -> dict[str, str]:
     elif "CUDA_VISIBLE_DEVICES" in os.environ:
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     return env
+
+
+class FrameError(Exception):
+    """An answer that is too large, or that stopped half-way."""
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    chunks, left = [], size
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise FrameError(f"sent an answer that stopped half-way ({size - left} of {size} bytes)")
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int, limit: int = MAX_FRAME_BYTES) -> bytes:
+    """One answer in multiprocessing.Connection's format (a 4-byte length, or -1 and an 8-byte
+    one, then the bytes), read with a size limit and a deadline that Connection.recv_bytes lacks."""
+    deadline = time.monotonic() + FRAME_SECONDS
+    (size,) = struct.unpack("!i", _read_exactly(fd, 4, deadline))
+    if size == -1:
+        (size,) = struct.unpack("!Q", _read_exactly(fd, 8, deadline))
+    if size < 0 or size > limit:
+        raise FrameError(f"sent an answer of {size} bytes, more than the {limit // 1024**2} MB allowed")
+    return _read_exactly(fd, size, deadline + size / FRAME_BYTES_PER_SECOND)
 
 
 class WorkerProcess:
@@ -334,9 +386,12 @@ class WorkerProcess:
         except (BrokenPipeError, OSError, EOFError):
             raise self._crashed() from None
         try:
-            answer = self._responses.recv_bytes(MAX_FRAME_BYTES)
+            answer = read_frame(self._responses.fileno())
         except (EOFError, OSError):
             raise self._crashed() from None
+        except FrameError as exc:
+            self.kill()
+            raise WorkerCrashed(None, reason=str(exc)) from None
         self.last_cpu = self.cpu_seconds() - cpu_start
         return answer
 

@@ -5,7 +5,9 @@ are exercised on the real autoencoder tests in test_autoencoder_examples.py.
 """
 
 import json
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -264,7 +266,9 @@ def test_probe(sub):
     report = sub.probe()
     assert report == {"solutions": "denied", "grading_tests": "denied", "write_repo": "denied",
                       "other_submission": "denied", "results": "denied", "write_workdir": "ok",
-                      "network": "denied"}, report
+                      "network": "denied", "git": "denied", "examples": "denied", "write_dev": "denied",
+                      "write_proc_sys": "denied", "write_sys": "denied", "write_tmp": "denied",
+                      "grader_process": "denied", "shm_left_by_others": "denied", "write_shm": "ok"}, report
 '''
 
 PROBE = '''
@@ -286,6 +290,15 @@ def probe():
         "results": attempt(lambda: os.listdir({out!r})),
         "write_workdir": attempt(lambda: open("scratch.txt", "w").write("fine")),
         "network": attempt(lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2)),
+        "git": attempt(lambda: os.listdir({git!r})),
+        "examples": attempt(lambda: os.listdir({examples!r})),
+        "write_dev": attempt(lambda: open("/dev/planted", "w").write("x")),
+        "write_proc_sys": attempt(lambda: open("/proc/sys/kernel/hostname", "w").write("x")),
+        "write_sys": attempt(lambda: open("/sys/fs/cgroup/planted", "w").write("x")),
+        "write_tmp": attempt(lambda: open("/tmp/planted-by-a-student", "w").write("x")),
+        "grader_process": attempt(lambda: os.kill({grader_pid}, 0)),
+        "shm_left_by_others": attempt(lambda: open("/dev/shm/{shm_name}").read()),
+        "write_shm": attempt(lambda: open("/dev/shm/mine", "w").write("x")),
     }}
 '''
 
@@ -311,16 +324,22 @@ def test_root_grader_hides_its_folders_and_blocks_writes_and_network(config, tmp
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     repo = config.repo_root
+    shm_name = f"left-by-another-student-{os.getpid()}"
     (subs / "alice.py").write_text(PROBE.format(
         solutions=str(repo / "solutions"), hidden_test=str(repo / "grading_tests" / "autoencoder" / "test_hidden.py"),
         repo_file=str(repo / "README.md"), other=str(subs / "bob.py"), out=str(out),
-        port=listener.getsockname()[1]))
+        port=listener.getsockname()[1], git=str(repo / ".git"), examples=str(repo / "examples"),
+        grader_pid=os.getpid(), shm_name=shm_name))
     readme = (repo / "README.md").read_text()
+    Path("/dev/shm", shm_name).write_text("secret")  # what an earlier worker (or anyone) left in the machine's /dev/shm
     try:
         result = grade_submission(config, subs / "alice.py", out, device="cpu", tests_dir=tests)
     finally:
         listener.close()
+        Path("/dev/shm", shm_name).unlink()
     assert (repo / "README.md").read_text() == readme
+    assert not Path("/dev/planted").exists() and not Path("/tmp/planted-by-a-student").exists()
+    assert not Path("/dev/shm/mine").exists()
     assert result.score == 1, result.tests[0].output
     assert "namespaces" in result.versions["sandbox"]
 
