@@ -6,6 +6,7 @@
     nox -s release                            regenerate the student templates from the solutions
     nox -s gradescope -- ASSIGNMENT           build dist/gradescope/ASSIGNMENT.zip for Gradescope
     nox -s benchmark [-- -n 12 --jobs 2]      whole-class grading throughput: slots, prewarming, Dask
+    nox -s mutation -- ASSIGNMENT [--jobs N]  mutation testing: which edits of the solution the tests miss
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def benchmark(session: nox.Session) -> None:
     and print submissions per minute and per-submission overhead as ratios from the same run."""
     _install(session, "[cluster]")
     session.run("python", "-m", "autograder.benchmark", *session.posargs)
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of one assignment's grading tests (Cosmic Ray on the reference solution's
+    solution regions): nox -s mutation -- ASSIGNMENT [--jobs N] [--timeout S]. Writes
+    build/mutation/ASSIGNMENT/report.md (survivors listed) and report.json."""
+    if not session.posargs:
+        session.error("usage: nox -s mutation -- ASSIGNMENT [--jobs N]")
+    _install(session, "[mutation]")
+    session.run("python", "-m", "autograder.mutation", *session.posargs)
 
 
 @nox.session(name="benchmark-metric")
