@@ -64,3 +64,24 @@ def load_classifier(device: str | torch.device = "cpu", path: Path = WEIGHTS) ->
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.to(device).eval()
 
+
+
+class BorderBlindClassifier(nn.Module):
+    """The classifier shown only the inner 6 x 6 pixels (the border is multiplied by 0), so the
+    gradient of its loss with respect to a border pixel is exactly zero: an attack must leave those
+    pixels as they are (sign(0) = 0 in FGSM and L-inf PGD, a zero component of an L2 step)."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+        mask = torch.zeros(1, 1, 8, 8)
+        mask[..., 1:-1, 1:-1] = 1.0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x * self.mask)
+
+
+def load_border_blind_classifier(device: str | torch.device = "cpu") -> BorderBlindClassifier:
+    """``load_classifier`` behind a mask that hides the image border, in eval mode, on ``device``."""
+    return BorderBlindClassifier(load_classifier("cpu")).to(device).eval()

@@ -253,6 +253,25 @@ def test_input_gradient(sub, victim, model, digits):
                                      "the opposite sign": -expected})
 
 
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_pixels_the_model_ignores_stay_unchanged(sub, worker, device, digits):
+    """On a model that does not look at the image border (its gradient there is exactly 0), every
+    attack leaves the border pixels as they are: sign(0) = 0, and an L2 step has a zero component
+    there."""
+    blind = worker.import_course("assignments.adversarial.model", "load_border_blind_classifier")(device=str(device))
+    x, y = digits
+    border = torch.ones(8, 8, dtype=torch.bool, device=x.device)
+    border[1:-1, 1:-1] = False
+    for name, params in (("fgsm", (0.1,)), ("pgd_linf", (0.1, 0.02, 10)), ("pgd_l2", (0.5, 0.1, 10))):
+        x_adv = expect_tensor(getattr(sub, name)(blind, x, y, *params), f"{name}(...)", shape=tuple(x.shape))
+        moved = ~((x_adv[..., border] - x[..., border]).abs() <= 1e-6)  # NaN counts as moved
+        assert not moved.any(), (
+            f"{name}(...) changed {int(moved.sum())} pixels where the gradient of the loss is exactly zero "
+            f"(the model does not look at them); they must stay as they are: sign(0) = 0 (torch.sign), and "
+            "nothing should divide by the gradient itself.")
+
+
 @pytest.mark.points(2)
 @pytest.mark.hidden
 def test_attacks_use_eval_mode(sub, victim, digits):
