@@ -75,6 +75,28 @@ def check_grade_inputs(submissions: list[Path], out: Path) -> str | None:
     return None
 
 
+def choose_sandbox(mode: str | None, required: bool) -> str | None:
+    """Settle the workers' sandbox mode for this batch (passed on to the test processes through
+    $AUTOGRADER_SANDBOX) and print it; the reason not to grade, or None."""
+    from autograder.sandbox import SANDBOX_DESCRIPTIONS, SANDBOX_ENV, Limits, chosen_sandbox
+
+    if mode:
+        os.environ[SANDBOX_ENV] = mode
+    try:
+        chosen = chosen_sandbox(Limits())
+    except ValueError as exc:
+        return str(exc)
+    if chosen == "none":
+        if required:
+            return ("--require-sandbox: this machine offers no isolation for student code (run as root, or "
+                    "allow unprivileged user namespaces: sysctl kernel.unprivileged_userns_clone=1)")
+        print(f"warning: grading without isolation: student code runs as you, with your files ({SANDBOX_DESCRIPTIONS[chosen]})",
+              file=sys.stderr)
+    else:
+        print(f"sandbox: {SANDBOX_DESCRIPTIONS[chosen]}", file=sys.stderr)
+    return None
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -97,6 +119,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     if not submissions:
         print(f"autograder grade: no submission found in {', '.join(args.submissions)} "
               f"(expected .py, .ipynb or .zip files, or folders)", file=sys.stderr)
+        return 2
+    problem = choose_sandbox(args.sandbox, args.require_sandbox)
+    if problem:
+        print(f"autograder grade: {problem}", file=sys.stderr)
         return 2
     progress = _Progress(console, plain=args.quiet or not console.is_terminal)
     try:
@@ -299,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--scheduler", help="grade on Dask: a scheduler address, 'local' or 'slurm'")
     grade.add_argument("--no-report", action="store_true", help="do not write report.html and the feedback pages")
     grade.add_argument("--worker-user", help="run student code as this unprivileged user (grader running as root)")
+    grade.add_argument("--sandbox", choices=["root", "user", "none"],
+                       help="how workers are isolated (default: the strongest this machine offers)")
+    grade.add_argument("--require-sandbox", action="store_true",
+                       help="refuse to grade if student code would run without isolation")
     grade.set_defaults(func=_cmd_grade)
 
     check = sub.add_parser("check", help="run the public tests on your own work")

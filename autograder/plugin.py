@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -69,6 +70,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--entry", help=argparse.SUPPRESS)
     group.addoption("--submission-error", help=argparse.SUPPRESS)
     parser.addini("autograder_assignment", "assignment these tests belong to (student template)")
+
+
+
+def _runtime_paths() -> list[Path]:
+    """Folders the worker reads to run at all: the interpreter and its packages, the engine, the
+    course code."""
+    import sysconfig
+
+    import assignments
+    import autograder
+
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
+             Path(autograder.__file__).parent, Path(assignments.__file__).parent}
+    paths |= {Path(p) for key in ("purelib", "platlib", "stdlib") if (p := sysconfig.get_paths().get(key))}
+    return [p.resolve() for p in paths]
+
+
+def checkout_hidden_paths(root: Path) -> list[Path]:
+    """Everything in a checkout ``root`` (a folder with pyproject.toml) except the packages the
+    worker imports: the engine and the course code are all it needs of the repository."""
+    if not (root / "pyproject.toml").is_file():
+        return [root / "solutions", root / "grading_tests", root / "examples"]
+    return [child for child in root.iterdir() if child.name not in ("autograder", "assignments")]
+
+
+def _around(path: Path, needed: list[Path]) -> list[Path]:
+    """``path`` if it holds nothing in ``needed``; else its children that hold nothing needed
+    (recursively), so hiding a folder never hides what the worker runs from."""
+    inside = [n for n in needed if n == path or n.is_relative_to(path)]
+    if not inside:
+        return [path]
+    if any(n == path for n in inside) or not path.is_dir():
+        return []
+    try:
+        children = list(path.iterdir())
+    except OSError:
+        return []
+    return [hidden for child in children for hidden in _around(child, inside)]
 
 
 class GradingState:
@@ -143,23 +182,30 @@ class GradingState:
                 limits = Limits(memory_mb=self.assignment.memory_mb, threads=self.assignment.threads,
                                 user=os.environ.get("AUTOGRADER_WORKER_USER"), hidden_paths=self.hidden_paths())
                 backend = SubprocessBackend(self.workdir, limits, device=self.device.type)
-                self.sandbox = sandbox_description(limits)
+                try:
+                    self.sandbox = sandbox_description(limits)
+                except ValueError as exc:  # a bad AUTOGRADER_SANDBOX: starting the worker will say so
+                    self.sandbox = f"unavailable: {exc}"
             else:
                 backend = InProcessBackend(self.workdir)
             self._session = Session(backend, entry=self.entry, module_name=self.assignment.module)
         return self._session
 
     def hidden_paths(self) -> tuple[str, ...]:
-        """What the worker must not see: solutions, grading tests, examples (they contain
-        solution fragments), the checkout's .git (its objects hold all of these), the tests being run, and what the driver adds (other students'
-        submissions and results) through AUTOGRADER_HIDDEN_PATHS."""
+        """What the worker must not see: the whole checkout but the packages it imports (the engine
+        and the course code; so solutions, grading tests, examples, .git, other graders' output
+        folders...), the tests being run, and what the driver adds (other students' submissions
+        and results) through AUTOGRADER_HIDDEN_PATHS."""
         root = self.assignment.repo_root
-        paths = [root / "solutions", root / "grading_tests", root / "examples", root / ".git",
-                 Path(self.pytest_config.rootpath)]
+        paths = [Path(self.pytest_config.rootpath), *checkout_hidden_paths(root)]
         paths += [Path(p) for p in os.environ.get("AUTOGRADER_HIDDEN_PATHS", "").split(os.pathsep) if p]
         workdir = Path(self.workdir).resolve() if self.workdir else None
-        # Never hide a folder that contains the working directory (or the worker could not start).
-        keep = [p.resolve() for p in paths if workdir is None or not workdir.is_relative_to(p.resolve())]
+        needed = [p for p in (workdir, *_runtime_paths()) if p is not None]
+        # Never hide a folder the worker needs (its working directory, the interpreter, the engine):
+        # hide what is around it instead.
+        keep: list[Path] = []
+        for path in (p.resolve() for p in paths):
+            keep += _around(path, needed)
         return tuple(dict.fromkeys(str(p) for p in keep))
 
     def locate_in_notebook(self, text: str) -> str:

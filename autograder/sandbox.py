@@ -87,7 +87,7 @@ class Limits:
     threads: int | None = None  # torch intra-op threads; None: torch's default
     user: str | None = None  # run as this user when the grader is root (Gradescope)
     hidden_paths: tuple[str, ...] = ()  # folders the worker must not see (solutions, grading tests...)
-    namespaces: bool | None = None  # None: use Linux namespaces when the grader is root and they work
+    namespaces: bool | None = None  # False: never; None: the mode chosen_sandbox() picks
 
 
 def _primary_group(user: str) -> int:
@@ -172,34 +172,74 @@ def outermost(paths: tuple[str, ...]) -> list[str]:
     return kept
 
 
-def _namespace_prefix(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None) -> list[str]:
-    return ["unshare", "--mount", "--net", "--pid", "--mount-proc", "--fork", "--kill-child", "--", "sh", "-c",
-            _namespace_script(hidden_paths, workdir, user), "autograder-sandbox"]
+SANDBOX_ENV = "AUTOGRADER_SANDBOX"  # root | user | none: force a mode (default: the strongest available)
+
+
+def _namespace_prefix(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None,
+                      mode: str = "root") -> list[str]:
+    """The command that starts the worker in its namespaces. ``mode`` "user": an unprivileged
+    grader, made root of a new user namespace (util-linux ``unshare --map-root-user``), which gives
+    it the same mounts, PID and network namespaces over files it does not own outside."""
+    userns = ["--user", "--map-root-user"] if mode == "user" else []
+    return ["unshare", *userns, "--mount", "--net", "--pid", "--mount-proc", "--fork", "--kill-child", "--", "sh", "-c",
+            _namespace_script(hidden_paths, workdir, user if mode == "root" else None), "autograder-sandbox"]
 
 
 @functools.cache
-def namespaces_available() -> bool:
-    """Whether this grader can put workers in namespaces: root, util-linux tools, and a kernel
-    (or container runtime) that allows it. Probed once with a harmless command."""
-    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
+def _mode_works(mode: str) -> bool:
+    """Whether workers can be started in ``mode`` here: util-linux tools, the privileges, and a
+    kernel (or container runtime) that allows it. Probed once with a harmless command."""
+    if not (shutil.which("unshare") and shutil.which("setpriv")):
+        return False
+    if mode == "root" and os.geteuid() != 0:
         return False
     with tempfile.TemporaryDirectory() as probe:
         try:
-            result = subprocess.run([*_namespace_prefix((), Path(probe)), "true"], capture_output=True, timeout=30)
+            result = subprocess.run([*_namespace_prefix((), Path(probe), mode=mode), "true"], capture_output=True,
+                                    timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return False
     return result.returncode == 0
 
 
+def available_sandbox() -> str:
+    """The strongest mode this machine offers: "root" (namespaces set up by a root grader; it can
+    also run workers as another user), "user" (the same namespaces inside an unprivileged user
+    namespace), or "none" (a separate process only)."""
+    return next((mode for mode in ("root", "user") if _mode_works(mode)), "none")
+
+
+def chosen_sandbox(limits: Limits) -> str:
+    """The mode workers run in: none if the limits say so, else $AUTOGRADER_SANDBOX if set (it must
+    be available: ValueError otherwise), else the strongest available."""
+    if limits.namespaces is False:
+        return "none"
+    wanted = os.environ.get(SANDBOX_ENV, "").strip()
+    if wanted:
+        if wanted not in ("root", "user", "none"):
+            raise ValueError(f"{SANDBOX_ENV}={wanted!r}: use root, user or none")
+        if wanted != "none" and not _mode_works(wanted):
+            raise ValueError(f"sandbox {wanted!r}: this machine cannot start workers that way "
+                             f"(available: {available_sandbox()})")
+        return wanted
+    return available_sandbox()
+
+
+def namespaces_available() -> bool:
+    return available_sandbox() != "none"
+
+
+SANDBOX_DESCRIPTIONS = {
+    "root": "namespaces (root grader): read-only file system, grader folders hidden, own processes and /dev/shm, "
+            "no network, no capabilities",
+    "user": "user namespaces (unprivileged grader): read-only file system, grader folders hidden, own processes "
+            "and /dev/shm, no network, no capabilities",
+    "none": "separate process only: no isolation (this machine offers neither root nor user namespaces)",
+}
+
+
 def sandbox_description(limits: Limits) -> str:
-    if _use_namespaces(limits):
-        return ("namespaces: read-only file system, grader folders hidden, own processes and /dev/shm, no network, "
-                "no capabilities")
-    return "separate process only (namespaces need a root grader)"
-
-
-def _use_namespaces(limits: Limits) -> bool:
-    return limits.namespaces is not False and namespaces_available()
+    return SANDBOX_DESCRIPTIONS[chosen_sandbox(limits)]
 
 
 class OutputLog:
@@ -299,7 +339,11 @@ class WorkerProcess:
         req_read, req_write = os.pipe()
         resp_read, resp_write = os.pipe()
         memory = limits.memory_mb if device == "cpu" else None  # CUDA maps huge address ranges
-        namespaces = _use_namespaces(limits)
+        try:
+            mode = chosen_sandbox(limits)
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from None
+        namespaces = mode != "none"
         cmd = [
             sys.executable, "-I", "-c", "from autograder.worker import main; main()",
             "--fd-in", str(req_read), "--fd-out", str(resp_write), "--generation", str(generation),
@@ -307,12 +351,12 @@ class WorkerProcess:
             "--threads", str(limits.threads or 0),
         ]
         if namespaces:
-            cmd = _namespace_prefix(limits.hidden_paths, self.workdir, limits.user) + cmd
+            cmd = _namespace_prefix(limits.hidden_paths, self.workdir, limits.user, mode) + cmd
         kwargs = {}
         if limits.user and os.geteuid() == 0:
             for path in [self.workdir, *self.workdir.rglob("*")]:
                 shutil.chown(path, user=limits.user, group=_primary_group(limits.user))
-            if not namespaces:  # with namespaces, setpriv switches user after the mounts
+            if mode != "root":  # in root namespaces, setpriv switches user after the mounts
                 kwargs.update(user=limits.user, group=_primary_group(limits.user), extra_groups=[])
         self.started = time.monotonic()
         try:
@@ -345,8 +389,11 @@ class WorkerProcess:
         for pid in group_pids(self.proc.pid):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"autograder.worker" not in f.read():
-                        continue
+                    argv = f.read().split(b"\0")
+                # The interpreter itself ("python -I -c 'from autograder.worker import main...'"),
+                # not a launcher whose arguments merely contain that command.
+                if argv[1:3] != [b"-I", b"-c"] or len(argv) < 4 or b"autograder.worker" not in argv[3]:
+                    continue
                 os.kill(pid, signal.SIGUSR1)
             except (OSError, ProcessLookupError, PermissionError):
                 continue

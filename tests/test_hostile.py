@@ -166,9 +166,11 @@ def test_a_flood_of_text_is_cut_and_the_results_stay_small(tmp_path):
 
 
 @pytest.mark.slow
-def test_nothing_a_submission_starts_outlives_its_grading(tmp_path):
-    if not sandbox.namespaces_available():
-        pytest.skip("the PID namespace that holds a worker's processes needs a root grader")
+@pytest.mark.parametrize("mode", ["root", "user"])
+def test_nothing_a_submission_starts_outlives_its_grading(tmp_path, monkeypatch, mode):
+    if not sandbox._mode_works(mode):
+        pytest.skip(f"this machine cannot start workers in {mode} namespaces")
+    monkeypatch.setenv(sandbox.SANDBOX_ENV, mode)
     marker = f"outlives-its-grading-{os.getpid()}"
     result, _ = _grade(tmp_path, OUTLIVES_ITS_GRADING.replace("{marker}", marker))
     assert result.score == 2

@@ -303,15 +303,19 @@ def probe():
 '''
 
 
-def test_root_grader_hides_its_folders_and_blocks_writes_and_network(config, tmp_path):
-    """On a root grader (CI, Gradescope, containers) workers run in namespaces: the grader's folders
-    and other students' files are hidden, the file system is read-only, and there is no network."""
+@pytest.mark.parametrize("mode", ["root", "user"])
+def test_namespaces_hide_the_graders_folders_and_block_writes_and_network(config, tmp_path, monkeypatch, mode):
+    """Workers run in namespaces, set up by a root grader (CI, Gradescope, containers) or, without
+    root, inside an unprivileged user namespace: the grader's folders and other students' files
+    are hidden, the file system is read-only, /dev/shm is the worker's own, grader processes are
+    out of sight, and there is no network."""
     import socket
 
-    from autograder.sandbox import namespaces_available
+    from autograder.sandbox import SANDBOX_ENV, _mode_works
 
-    if not namespaces_available():
-        pytest.skip("Linux namespaces need a root grader (and a kernel or container that allows them)")
+    if not _mode_works(mode):
+        pytest.skip(f"this machine cannot start workers in {mode} namespaces")
+    monkeypatch.setenv(SANDBOX_ENV, mode)  # the grading process inherits it
     tests = tmp_path / "probe_tests"
     tests.mkdir()
     (tests / "test_probe.py").write_text(PROBE_TEST)
@@ -341,7 +345,7 @@ def test_root_grader_hides_its_folders_and_blocks_writes_and_network(config, tmp
     assert not Path("/dev/planted").exists() and not Path("/tmp/planted-by-a-student").exists()
     assert not Path("/dev/shm/mine").exists()
     assert result.score == 1, result.tests[0].output
-    assert "namespaces" in result.versions["sandbox"]
+    assert result.versions["sandbox"].startswith({"root": "namespaces (root", "user": "user namespaces"}[mode])
 
 
 def test_grader_failures_are_not_blamed_on_the_student(monkeypatch, tmp_path):
@@ -364,9 +368,9 @@ def test_sandbox_switches_to_the_worker_user_after_mounting(tmp_path):
     import shutil
     import subprocess
 
-    from autograder.sandbox import _namespace_prefix, namespaces_available
+    from autograder.sandbox import _mode_works, _namespace_prefix
 
-    if not namespaces_available():
+    if not _mode_works("root"):
         pytest.skip("needs a root grader with Linux namespaces")
     secret = tmp_path / "source"
     secret.mkdir(mode=0o700)
@@ -421,3 +425,33 @@ def test_a_notebook_that_trains_at_import_gets_one_clear_message_naming_its_cell
         assert "Importing your submission took more than the 3 s of CPU time" in test.output, test.output
         assert "notebook cell 3, line 3" in test.output and "`skip`" in test.output, test.output
     assert elapsed < 60  # imported once (about 3 s), not once per test
+
+
+def test_the_worker_sees_of_the_checkout_only_the_packages_it_imports(tmp_path):
+    """Everything in the repository but autograder/ and assignments/ is hidden (.git, solutions,
+    grading tests, examples, output folders...), and a virtual environment inside the checkout
+    stays visible, or the worker could not run."""
+    from autograder.plugin import _around, checkout_hidden_paths
+
+    root = tmp_path / "course"
+    for folder in ("autograder", "assignments", "solutions", ".git", "grading-output/alice", ".nox/tests/lib",
+                   ".nox/demo"):
+        (root / folder).mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    hidden = checkout_hidden_paths(root)
+    assert {p.name for p in hidden} == {"solutions", ".git", "grading-output", ".nox", "pyproject.toml"}
+    venv = root / ".nox" / "tests"
+    kept = [q for p in hidden for q in _around(p, [venv])]
+    assert root / ".nox" / "demo" in kept and venv not in kept and root / ".nox" not in kept
+
+
+def test_require_sandbox_refuses_to_grade_unprotected(tmp_path, capsys, monkeypatch):
+    from autograder.cli import main
+    from autograder.sandbox import SANDBOX_ENV
+
+    monkeypatch.delenv(SANDBOX_ENV, raising=False)
+    (tmp_path / "alice.py").write_text("x = 1\n")
+    code = main(["grade", "autoencoder", str(tmp_path / "alice.py"), "--out", str(tmp_path / "out"),
+                 "--sandbox", "none", "--require-sandbox"])
+    assert code == 2 and "--require-sandbox" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
