@@ -15,8 +15,8 @@ def graded(graded_assignment):
 
 def test_reference_full_marks_blank_zero_and_the_cuda_test_is_worth_nothing_here(graded):
     reference, blank = graded[REFERENCE][1], graded[BLANK][1]
-    assert reference.score == reference.max_score == 32
-    assert blank.score == 0 and blank.max_score == 32
+    assert reference.score == reference.max_score == 33
+    assert blank.score == 0 and blank.max_score == 33
     assert all("NotImplementedError" in t.output for t in blank.tests if t.status == "failed")
     cuda = next(t for t in reference.tests if t.name == "test_cuda_and_cpu_agree")
     assert cuda.status == "skipped" and cuda.max_score == 0

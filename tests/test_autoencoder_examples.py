@@ -27,8 +27,8 @@ def test_there_are_enough_known_bad_submissions_in_both_formats(graded):
 def test_reference_full_marks_and_blank_template_zero(graded):
     reference = graded[REFERENCE][1]
     blank = graded[BLANK][1]
-    assert reference.score == reference.max_score == 29
-    assert blank.score == 0 and blank.max_score == 29
+    assert reference.score == reference.max_score == 31
+    assert blank.score == 0 and blank.max_score == 31
     assert all("NotImplementedError" in t.output for t in blank.tests)
     with_traceback = [t for t in blank.tests if "Traceback" in t.output]
     assert len(with_traceback) >= 10

@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from assignments.autoencoder.data import load_digits_split, ood_inputs, pca_baseline_mse
-from autograder.checks import expect_close, expect_detached, expect_scalar, expect_tensor
+from autograder.checks import expect_close, expect_detached, expect_scalar, expect_scalar_close, expect_tensor
 
 LATENT = 8
 EPOCHS = 30  # the handout's budget for the training tests (a few seconds on a laptop CPU)
@@ -60,6 +60,56 @@ def test_training_leaves_the_model_in_eval_mode(sub, worker, device, digits):
         assert not left_training, (
             f"after {name} the model is still in train mode ({', '.join(left_training[:5])}): call model.eval() "
             "before returning.")
+
+
+def _mode_dependent(model, x) -> bool:
+    """Whether the model computes differently in train and eval mode (dropout, batch norm): then
+    its training losses cannot be recomputed exactly from the eval-mode model."""
+    model.train()
+    in_train = model(x)
+    model.eval()
+    return not torch.equal(in_train, model(x))
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_training_returns_the_mean_loss_of_each_epoch(sub, device, digits):
+    """With lr=0 (Adam then leaves the model as it is), each value train_autoencoder returns is
+    the epoch's mean training loss, which is then the reconstruction loss of the unchanged model on
+    the training set (192 digits in 4 batches of 48). train_vae's values (random, through eps) are
+    within 2% of the expected negative ELBO."""
+    x_train, _ = digits
+    x = x_train[:192]
+    model = sub.Autoencoder(64, LATENT)
+    losses = sub.train_autoencoder(model, x, epochs=2, batch_size=48, lr=0.0, device=str(device))
+    assert isinstance(losses, list) and len(losses) == 2, "train_autoencoder(..., epochs=2) should return 2 losses."
+    model.eval()
+    x_hat = expect_tensor(model(x), "model(x_train)", shape=tuple(x.shape))
+    expected = ((x - x_hat) ** 2).sum(dim=1).mean().item()
+    # Reference: equal to ~1e-7 relative; a loss total started at 1 instead of 0, or one digit
+    # skipped, is off by ~5e-4 relative.
+    tolerance = 0.02 if _mode_dependent(model, x) else 1e-5
+    for epoch, value in enumerate(losses):
+        expect_scalar_close(value, expected, f"the loss train_autoencoder returns for epoch {epoch + 1} (with lr=0)",
+                            rtol=tolerance, atol=0.0,
+                            hint="each epoch's value is the mean of the loss over all training samples: sum "
+                                 "loss.item() * batch size over the batches, divide by the number of samples.")
+
+    vae = sub.VAE(64, LATENT)
+    losses = sub.train_vae(vae, x, epochs=3, batch_size=48, lr=0.0, kl_weight=0.5, device=str(device))
+    assert isinstance(losses, list) and len(losses) == 3, "train_vae(..., epochs=3) should return 3 losses."
+    vae.train()
+    draws = []
+    for _ in range(50):  # the expected negative ELBO, averaged over the random eps
+        x_hat, mu, rho = vae(x)
+        kl = 0.5 * (mu ** 2 + rho.exp() - 1 - rho).sum(dim=1)
+        draws.append((((x - x_hat) ** 2).sum(dim=1) + 0.5 * kl).mean().item())
+    expected = sum(draws) / len(draws)
+    # Reference, 5 seeds: within 0.41% of this estimate.
+    for epoch, value in enumerate(losses):
+        expect_scalar_close(value, expected, f"the loss train_vae returns for epoch {epoch + 1} (with lr=0)",
+                            rtol=0.02, atol=0.0, hint="each epoch's value is the mean of vae_loss over all training "
+                                                      "samples (weighted by batch size).")
 
 
 @pytest.mark.points(2)
@@ -151,6 +201,25 @@ def test_anomaly_scores_flag_out_of_distribution_inputs(sub, device, digits):
             f"on '{kind}' inputs the anomaly scores reach an AUROC of {auroc:.3f} (0.5 is chance); expected at "
             f"least {MIN_AUROC}. The score should be the reconstruction error of each input, higher = more anomalous."
         )
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_anomaly_scores_are_the_reconstruction_errors(sub, device, digits):
+    """anomaly_scores(model, x) is, per input, ||x - model(x)||^2: the squared error summed over
+    the features (here on an untrained model in eval mode)."""
+    _, x_test = digits
+    model = sub.Autoencoder(64, LATENT)
+    model.to(device)
+    model.eval()
+    x = x_test[:50]
+    x_hat = expect_tensor(model(x), "model(x)", shape=tuple(x.shape))
+    expected = ((x - x_hat) ** 2).sum(dim=1)
+    scores = expect_tensor(sub.anomaly_scores(model, x), "anomaly_scores(model, x)", shape=(len(x),))
+    expect_close(scores, expected, "anomaly_scores(model, x)", rtol=1e-4, atol=1e-6,
+                 known_mistakes={"the mean over the features instead of the sum": expected / x.shape[1],
+                                 "the norm, not its square": expected.sqrt()},
+                 hint="the score of input i is sum_j (x_ij - model(x)_ij)^2.")
 
 
 @pytest.mark.points(2)

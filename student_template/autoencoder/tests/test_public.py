@@ -48,14 +48,24 @@ def test_reconstruction_loss_value(sub, device):
 @pytest.mark.points(1)
 @pytest.mark.public
 def test_add_noise(sub, device):
-    """add_noise keeps the shape, stays in [0, 1], adds noise of the requested strength, and
-    leaves the input alone when noise_std is 0."""
+    """add_noise keeps the shape, stays in [0, 1] (black and white pixels under strong noise are
+    clamped there), adds noise of the requested strength, and leaves the input alone when
+    noise_std is 0."""
     x = torch.full((200, 64), 0.5, device=device)
     noisy = expect_tensor(sub.add_noise(x, 0.1), "add_noise(x, 0.1)", shape=(200, 64))
     assert noisy.min() >= 0 and noisy.max() <= 1, "add_noise must clamp its result to [0, 1]."
     std = (noisy - x).std().item()
     assert 0.09 < std < 0.11, f"with noise_std=0.1 on pixels at 0.5 the noise should have std ~0.1; got {std:.4f}."
     expect_close(sub.add_noise(x, 0.0), x, "add_noise(x, 0.0)")
+    # Black and white pixels with strong noise: about half of each must be clamped to exactly 0 or 1.
+    extremes = torch.cat([torch.zeros(100, 64, device=device), torch.ones(100, 64, device=device)])
+    noisy = expect_tensor(sub.add_noise(extremes, 0.5), "add_noise(x, 0.5) on black and white pixels",
+                          shape=(200, 64))
+    assert noisy.min() >= 0 and noisy.max() <= 1, "add_noise must clamp its result to [0, 1]."
+    at_zero, at_one = (noisy[:100] == 0).float().mean().item(), (noisy[100:] == 1).float().mean().item()
+    assert 0.4 < at_zero < 0.6 and 0.4 < at_one < 0.6, (
+        f"with noise_std=0.5, about half of the black pixels should stay clamped at 0 and half of the white ones "
+        f"at 1; got {at_zero:.2f} and {at_one:.2f}. Clamp x + noise to [0, 1].")
 
 
 @pytest.mark.points(2)
