@@ -196,16 +196,18 @@ def test_precision_recall_agrees_with_the_reference(sub):
 @pytest.mark.hidden
 def test_precision_recall_counts_ties_as_inside(sub):
     """On the digits' pixels (integer-valued: many exact ties between distances and radii), a point
-    exactly on a ball's boundary counts as inside (<=), as in the reference."""
+    exactly on a ball's boundary counts as inside (<=), as in the reference: for precision and for
+    recall (each set in turn as the real one)."""
     x_train, _, x_test, _ = load_digits_pm1()
-    real, fake = x_train.double(), x_test.double()
-    want_p, want_r = reference_precision_recall(real, fake, 3)
-    got_p, got_r = _pair(sub.precision_recall(real, fake, k=3), "precision_recall on digit pixels")
-    assert not (abs(got_p - want_r) < 1e-6 and abs(got_r - want_p) < 1e-6), (
-        f"precision and recall are swapped: got ({got_p:.4f}, {got_r:.4f}), expected ({want_p:.4f}, {want_r:.4f}).")
-    assert abs(got_p - want_p) < 1e-6 and abs(got_r - want_r) < 1e-6, (
-        f"training digits against test digits (pixels, k=3): expected precision {want_p:.4f} and recall "
-        f"{want_r:.4f}, got {got_p:.4f} and {got_r:.4f}. With ties, compare distances with <=, not <.")
+    for real, fake, name in ((x_train.double(), x_test.double(), "training digits against test digits"),
+                             (x_test.double(), x_train.double(), "test digits against training digits")):
+        want_p, want_r = reference_precision_recall(real, fake, 3)
+        got_p, got_r = _pair(sub.precision_recall(real, fake, k=3), f"precision_recall on digit pixels ({name})")
+        assert not (abs(got_p - want_r) < 1e-6 and abs(got_r - want_p) < 1e-6 and abs(want_p - want_r) > 1e-6), (
+            f"precision and recall are swapped: got ({got_p:.4f}, {got_r:.4f}), expected ({want_p:.4f}, {want_r:.4f}).")
+        assert abs(got_p - want_p) < 1e-6 and abs(got_r - want_r) < 1e-6, (
+            f"{name} (pixels, k=3): expected precision {want_p:.4f} and recall {want_r:.4f}, got {got_p:.4f} and "
+            f"{got_r:.4f}. With ties, compare distances with <=, not <, for precision and for recall.")
 
 
 @pytest.mark.points(2)
