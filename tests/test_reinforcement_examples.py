@@ -15,8 +15,8 @@ def graded(graded_assignment):
 
 def test_reference_full_marks_and_blank_zero(graded):
     reference, blank = graded[REFERENCE][1], graded[BLANK][1]
-    assert reference.score == reference.max_score == 31
-    assert blank.score == 0 and blank.max_score == 31
+    assert reference.score == reference.max_score == 33
+    assert blank.score == 0 and blank.max_score == 33
     assert all("NotImplementedError" in t.output for t in blank.tests)
 
 

@@ -162,6 +162,68 @@ def test_no_gradient_through_the_target(sub, worker):
 
 @pytest.mark.points(2)
 @pytest.mark.hidden
+def test_train_dqn_bookkeeping(sub, worker):
+    """On a probe environment (episodes of exactly 5 steps, reward 1 per step, every action
+    recorded) with a Q-network whose greedy action is 0: train_dqn returns the return (5.0) of each
+    finished episode; epsilon decays over steps // 2 steps by default (then only greedy actions);
+    no gradient step before the buffer holds learning_starts transitions; with learning_starts=8
+    the network trains; the target network follows the network every target_update steps."""
+    import_probe = lambda name: worker.import_course("assignments.reinforcement.probe", name)  # noqa: E731
+    action_log, constant_q = import_probe("action_log"), import_probe("ConstantQ")
+
+    q_net = constant_q()
+    before = worker.module_state(q_net).parameters
+    action_log(clear=True)
+    returns = sub.train_dqn("ProbeCorridor-v0", q_net, steps=400, seed=3, learning_starts=10_000,
+                            epsilon_start=1.0, epsilon_end=0.0)
+    assert isinstance(returns, (list, tuple)), f"train_dqn should return a list of returns, got {type(returns).__name__}."
+    returns = [expect_scalar(r, f"train_dqn(...)[{i}]") for i, r in enumerate(returns)]
+    assert returns == [5.0] * 80, (
+        f"400 steps of episodes of 5 steps with reward 1 give 80 finished episodes of return 5.0; train_dqn returned "
+        f"{len(returns)} values {sorted(set(returns))[:5]}. Sum an episode's rewards from 0, append the sum when the "
+        "episode ends (terminated or truncated), and reset it.")
+    actions = action_log(clear=True)
+    assert len(actions) == 400, f"train_dqn(..., steps=400) should take 400 environment steps; it took {len(actions)}."
+    early = sum(a != 0 for a in actions[:100]) / 100
+    late = sum(a != 0 for a in actions[200:])
+    assert early >= 0.3 and late == 0, (
+        f"with epsilon_start=1, epsilon_end=0 and steps=400, epsilon should decay linearly over the default "
+        f"steps // 2 = 200 steps: about 3/4 x (1 - t/200) random non-greedy actions early on, none from step 200. "
+        f"Got {early:.0%} non-greedy actions in steps 0-99 and {late} in steps 200-399.")
+    after = worker.module_state(q_net).parameters
+    assert all(torch.equal(before[name], after[name]) for name in before), (
+        "with learning_starts=10000 and 400 steps the buffer never holds learning_starts transitions, so no gradient "
+        "step may happen; the network's weights changed.")
+
+    q_net = constant_q()
+    before = worker.module_state(q_net).parameters
+    sub.train_dqn("ProbeCorridor-v0", q_net, steps=50, seed=3, learning_starts=8, batch_size=8, train_every=1)
+    after = worker.module_state(q_net).parameters
+    assert not all(torch.equal(before[name], after[name]) for name in before), (
+        "with learning_starts=8 and train_every=1, 50 steps should include gradient steps; the network did not change.")
+
+
+    # The probe's episodes are only ever truncated (done = terminated is always False), so with
+    # gamma = 0.9 the Q-values move towards 1 + 0.9 max Q_target: towards 1 / (1 - 0.9) = 10 when
+    # the target follows the network (target_update=1; reference 7.7-9.9 after 300 steps), and to
+    # 1 + 0.9 x 1 = 1.9 when the target stays the initial copy (target_update larger than steps;
+    # reference 1.90).
+    settings = dict(steps=300, seed=0, gamma=0.9, lr=0.05, learning_starts=8, batch_size=8)
+    q_net = constant_q()
+    sub.train_dqn("ProbeCorridor-v0", q_net, target_update=1, **settings)
+    followed = worker.module_state(q_net).parameters["bias"].max().item()
+    q_net = constant_q()
+    sub.train_dqn("ProbeCorridor-v0", q_net, target_update=10**6, **settings)
+    fixed = worker.module_state(q_net).parameters["bias"].max().item()
+    assert followed >= 5.0 and fixed <= 2.5, (
+        f"on the probe (reward 1 per step, episodes only truncated, gamma=0.9) the largest Q-value reached "
+        f"{followed:.2f} with target_update=1 and {fixed:.2f} with target_update=10**6; expected about 10 (the target "
+        "network copied every step) and 1.9 (never copied after the start). Copy the weights every target_update "
+        "steps, starting at step 0, and store done = terminated (a truncated episode is not terminal).")
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
 def test_evaluate_matches_the_grader(sub, worker):
     """evaluate(env_id, q_net, episodes, seed, epsilon=0) returns the list of the episodes' returns,
     episode i starting from env.reset(seed=seed + i): the same numbers as the grader's own rollout
