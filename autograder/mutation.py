@@ -176,17 +176,28 @@ def classify(source: str, items: dict, equivalents: list[dict]) -> tuple[list[Mu
     return mutants, skipped
 
 
-def plan(name: str, out: Path, jobs: int, timeout: float) -> list[Mutant]:
+def previously_killed(report: Path) -> set[tuple[str, str, str]]:
+    """(operator, old, new) of the mutants a previous run's report.json records as killed or
+    timed out: ``--recheck`` does not run them again. This assumes the tests only became
+    stricter since; a full run (without --recheck) is the measure."""
+    if not report.is_file():
+        return set()
+    mutants = json.loads(report.read_text(encoding="utf-8")).get("mutants", [])
+    return {(m["operator"], m["old"], m["new"]) for m in mutants if m.get("outcome") in ("killed", "timeout")}
+
+
+def plan(name: str, out: Path, jobs: int, timeout: float, carried: set | None = None) -> list[Mutant]:
     """Create ``jobs`` shard folders under ``out``, each with a copy of the solution folder, a
     Cosmic Ray config and session in which all but that shard's share of the mutants is marked
-    as not to run."""
+    as not to run. Mutants in ``carried`` (see ``previously_killed``) count as killed, unrun."""
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     solution = _solution(name)
     source = solution.read_text(encoding="utf-8")
     equivalents = load_equivalents(equivalents_path(name))
-    if out.exists():
-        shutil.rmtree(out)
+    for shard_folder in out.glob("shard-*"):
+        shutil.rmtree(shard_folder)
+    out.mkdir(parents=True, exist_ok=True)
     mutants: list[Mutant] = []
     for shard in range(jobs):
         folder = out / f"shard-{shard}"
@@ -196,6 +207,10 @@ def plan(name: str, out: Path, jobs: int, timeout: float) -> list[Mutant]:
         try:
             if shard == 0:
                 mutants, skipped = classify(source, items, equivalents)
+                for mutant in mutants:
+                    if mutant.outcome == "pending" and (mutant.operator, mutant.old, mutant.new) in (carried or ()):
+                        mutant.outcome, mutant.why = "killed", "killed in the previous run (--recheck)"
+                        skipped[mutant.job_id] = "killed before"
                 to_run = [m.job_id for m in mutants if m.outcome == "pending"]
             mine = set(to_run[shard::jobs])
             for key, item in items.items():
@@ -261,6 +276,7 @@ def summarise(name: str, mutants: list[Mutant], seconds: float) -> dict:
     count = {outcome: sum(m.outcome == outcome for m in mutants)
              for outcome in ("killed", "timeout", "survived", "equivalent", "pending")}
     scored = count["killed"] + count["timeout"] + count["survived"]
+    count["rechecked"] = sum(m.why.startswith("killed in the previous run") for m in mutants)
     return {"assignment": name, "mutants": len(mutants), **count,
             "score": round(100 * (count["killed"] + count["timeout"]) / scored, 1) if scored else None,
             "seconds": round(seconds)}
@@ -268,12 +284,15 @@ def summarise(name: str, mutants: list[Mutant], seconds: float) -> dict:
 
 def write_report(out: Path, summary: dict, mutants: list[Mutant]) -> Path:
     survivors = [m for m in mutants if m.outcome == "survived"]
+    rechecked = sum(m.why.startswith("killed in the previous run") for m in mutants)
     lines = [f"# Mutation testing: {summary['assignment']}", "",
              "| mutants | killed | timed out | survived | equivalent | not run | score | run time |",
              "|---|---|---|---|---|---|---|---|",
              f"| {summary['mutants']} | {summary['killed']} | {summary['timeout']} | {summary['survived']} | "
              f"{summary['equivalent']} | {summary['pending']} | {summary['score']}% | {summary['seconds']} s |", "",
-             "Score: killed and timed-out mutants over all but the equivalent ones.", "",
+             "Score: killed and timed-out mutants over all but the equivalent ones."
+             + (f" {rechecked} of the killed ones were killed in the previous run and not run again (--recheck)."
+                if rechecked else ""), "",
              f"## Survivors ({len(survivors)})", "",
              "Each one is an edit a student could make and still get full marks: kill it with a test, or",
              "list it in `examples/<name>/equivalent_mutants.toml` with why it cannot matter.", ""]
@@ -293,10 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: build/mutation/ASSIGNMENT")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per mutant (default: 3x the unmutated run, at least 60)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="run only the mutants the previous report did not record as killed (after adding tests)")
     opts = parser.parse_args(argv)
     out = (opts.out or load_config(opts.assignment).repo_root / "build" / "mutation" / opts.assignment).resolve()
     started = time.monotonic()
-    mutants = plan(opts.assignment, out, opts.jobs, timeout=opts.timeout or 600.0)
+    carried = previously_killed(out / "report.json") if opts.recheck else set()
+    mutants = plan(opts.assignment, out, opts.jobs, timeout=opts.timeout or 600.0, carried=carried)
     reference_seconds = baseline(opts.assignment, out)
     timeout = opts.timeout or max(60.0, 3 * reference_seconds)
     if opts.timeout is None:

@@ -105,3 +105,22 @@ def test_a_run_kills_what_the_tests_check_and_reports_what_they_miss(tmp_path, m
     assert summary["pending"] == 0 and 0 < summary["score"] < 100
     report = mutation.write_report(out, summary, mutants).read_text()
     assert "if x > 10:" in report and "Survivors" in report
+
+
+def test_recheck_carries_over_what_the_previous_run_killed(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    solution = tmp_path / "src" / "toy.py"
+    solution.write_text(SOLUTION)
+    monkeypatch.setattr(mutation, "_solution", lambda name: solution)
+    monkeypatch.setattr(mutation, "_test_command", lambda name: "true")
+    monkeypatch.setattr(mutation, "equivalents_path", lambda name: tmp_path / "none.toml")
+    out = tmp_path / "out"
+    first = mutation.plan("toy", out, jobs=1, timeout=60)
+    killed = next(m for m in first if m.old == "return x * SCALE")
+    killed.outcome = "killed"
+    mutation.write_report(out, mutation.summarise("toy", first, 1.0), first)
+    again = mutation.plan("toy", out, jobs=1, timeout=60, carried=mutation.previously_killed(out / "report.json"))
+    carried = [m for m in again if m.outcome == "killed"]
+    assert [(m.operator, m.old, m.new) for m in carried] == [(killed.operator, killed.old, killed.new)]
+    assert all(m.outcome == "pending" for m in again if m not in carried)
+    assert mutation.summarise("toy", again, 1.0)["rechecked"] == 1
