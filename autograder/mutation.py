@@ -90,14 +90,22 @@ def changed_lines(original: str, mutated: str) -> tuple[list[int], str, str]:
 
 
 def load_equivalents(path: Path) -> list[dict]:
-    """``[[equivalent]]`` entries: ``old``, ``new`` (stripped changed lines) and ``why``."""
+    """``[[equivalent]]`` entries: ``old``, ``new`` (stripped changed lines; without ``new``, every
+    edit of ``old``) and ``why``."""
     if not path.exists():
         return []
     entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
     for entry in entries:
-        if not {"old", "new", "why"} <= set(entry) or not str(entry["why"]).strip():
-            raise ValueError(f"{path}: every [[equivalent]] needs old, new and a non-empty why: {entry}")
+        if not {"old", "why"} <= set(entry) or not str(entry["why"]).strip():
+            raise ValueError(f"{path}: every [[equivalent]] needs old, a non-empty why and (unless every edit of "
+                             f"that line is equivalent, as for a logging call) new: {entry}")
     return entries
+
+
+def _equivalent(entry: dict, old: str, new: str) -> bool:
+    """Whether a mutant (its changed lines, stripped) is the one ``entry`` lists; an entry without
+    ``new`` covers every edit of its ``old`` lines."""
+    return entry["old"].strip() == old and ("new" not in entry or entry["new"].strip() == new)
 
 
 def _cosmic_config(module: str, test_command: str, timeout: float) -> str:
@@ -168,7 +176,7 @@ def classify(source: str, items: dict, equivalents: list[dict]) -> tuple[list[Mu
         else:
             seen.add(mutated)
             mutant = Mutant(key, spec.operator_name, touched[0], old, new)
-            why = next((e["why"] for e in equivalents if e["old"].strip() == old and e["new"].strip() == new), None)
+            why = next((e["why"] for e in equivalents if _equivalent(e, old, new)), None)
             if why is not None:
                 mutant.outcome, mutant.why = "equivalent", why
                 skipped[key] = "equivalent"

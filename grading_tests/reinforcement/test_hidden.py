@@ -166,42 +166,58 @@ def test_train_dqn_bookkeeping(sub, worker):
     """On a probe environment (episodes of exactly 5 steps, reward 1 per step, every action
     recorded) with a Q-network whose greedy action is 0: train_dqn returns the return (5.0) of each
     finished episode; epsilon decays over steps // 2 steps by default (then only greedy actions);
-    no gradient step before the buffer holds learning_starts transitions; with learning_starts=8
-    the network trains; the target network follows the network every target_update steps."""
+    no gradient step before the buffer holds learning_starts transitions, and one as soon as it
+    does; at most one with train_every larger than the run; the target network follows the
+    network every target_update steps."""
     import_probe = lambda name: worker.import_course("assignments.reinforcement.probe", name)  # noqa: E731
     action_log, constant_q = import_probe("action_log"), import_probe("ConstantQ")
 
     q_net = constant_q()
     before = worker.module_state(q_net).parameters
     action_log(clear=True)
-    returns = sub.train_dqn("ProbeCorridor-v0", q_net, steps=400, seed=3, learning_starts=10_000,
+    returns = sub.train_dqn("ProbeCorridor-v0", q_net, steps=2000, seed=3, learning_starts=10_000,
                             epsilon_start=1.0, epsilon_end=0.0)
     assert isinstance(returns, (list, tuple)), f"train_dqn should return a list of returns, got {type(returns).__name__}."
     returns = [expect_scalar(r, f"train_dqn(...)[{i}]") for i, r in enumerate(returns)]
-    assert returns == [5.0] * 80, (
-        f"400 steps of episodes of 5 steps with reward 1 give 80 finished episodes of return 5.0; train_dqn returned "
+    assert returns == [5.0] * 400, (
+        f"2000 steps of episodes of 5 steps with reward 1 give 400 finished episodes of return 5.0; train_dqn returned "
         f"{len(returns)} values {sorted(set(returns))[:5]}. Sum an episode's rewards from 0, append the sum when the "
         "episode ends (terminated or truncated), and reset it.")
     actions = action_log(clear=True)
-    assert len(actions) == 400, f"train_dqn(..., steps=400) should take 400 environment steps; it took {len(actions)}."
-    early = sum(a != 0 for a in actions[:100]) / 100
-    late = sum(a != 0 for a in actions[200:])
-    assert early >= 0.3 and late == 0, (
-        f"with epsilon_start=1, epsilon_end=0 and steps=400, epsilon should decay linearly over the default "
-        f"steps // 2 = 200 steps: about 3/4 x (1 - t/200) random non-greedy actions early on, none from step 200. "
-        f"Got {early:.0%} non-greedy actions in steps 0-99 and {late} in steps 200-399.")
+    assert len(actions) == 2000, f"train_dqn(..., steps=2000) should take 2000 environment steps; it took {len(actions)}."
+    # epsilon = 1 - t / 1000 until step 1000, then 0; a random action is non-greedy 3 times in 4.
+    # Expected non-greedy actions: 75% early on; about 94 (sd ~9) in steps 500-999; none after.
+    early = sum(a != 0 for a in actions[:200]) / 200
+    middle = sum(a != 0 for a in actions[500:1000])
+    late = sum(a != 0 for a in actions[1000:])
+    assert early >= 0.5 and middle >= 50 and late == 0, (
+        f"with epsilon_start=1, epsilon_end=0 and steps=2000, epsilon should decay linearly over the default "
+        f"steps // 2 = 1000 steps: about 3/4 x (1 - t/1000) non-greedy actions, none from step 1000. Got "
+        f"{early:.0%} non-greedy actions in steps 0-199, {middle} in steps 500-999 (about 94 expected) and {late} "
+        "in steps 1000-1999.")
     after = worker.module_state(q_net).parameters
     assert all(torch.equal(before[name], after[name]) for name in before), (
-        "with learning_starts=10000 and 400 steps the buffer never holds learning_starts transitions, so no gradient "
-        "step may happen; the network's weights changed.")
+        "with learning_starts=10000 and 2000 steps the buffer never holds learning_starts transitions, so no "
+        "gradient step may happen; the network's weights changed.")
 
     q_net = constant_q()
     before = worker.module_state(q_net).parameters
-    sub.train_dqn("ProbeCorridor-v0", q_net, steps=50, seed=3, learning_starts=8, batch_size=8, train_every=1)
+    sub.train_dqn("ProbeCorridor-v0", q_net, steps=8, seed=3, learning_starts=8, batch_size=8, train_every=1)
     after = worker.module_state(q_net).parameters
     assert not all(torch.equal(before[name], after[name]) for name in before), (
-        "with learning_starts=8 and train_every=1, 50 steps should include gradient steps; the network did not change.")
+        "with learning_starts=8, the buffer holds 8 transitions after the 8th step, which must then take a gradient "
+        "step; the network did not change in 8 steps.")
 
+    # train_every larger than the run: at most one gradient step (Adam moves each weight by at
+    # most lr = 0.05 per step), against about 100 with train_every=1.
+    q_net = constant_q()
+    before = worker.module_state(q_net).parameters["bias"]
+    sub.train_dqn("ProbeCorridor-v0", q_net, steps=100, seed=3, gamma=0.9, lr=0.05, learning_starts=1, batch_size=1,
+                  train_every=10**6, target_update=10**6)
+    moved = (worker.module_state(q_net).parameters["bias"] - before).abs().max().item()
+    assert moved <= 0.11, (
+        f"with train_every=10**6 and 100 steps, train_dqn may take one gradient step at most; the Q-network's "
+        f"weights moved by {moved:.3f}, more than Adam's lr=0.05 per step allows. Train only every train_every steps.")
 
     # The probe's episodes are only ever truncated (done = terminated is always False), so with
     # gamma = 0.9 the Q-values move towards 1 + 0.9 max Q_target: towards 1 / (1 - 0.9) = 10 when
