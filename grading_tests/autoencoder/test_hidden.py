@@ -110,6 +110,11 @@ def test_training_returns_the_mean_loss_of_each_epoch(sub, device, digits):
         expect_scalar_close(value, expected, f"the loss train_vae returns for epoch {epoch + 1} (with lr=0)",
                             rtol=0.02, atol=0.0, hint="each epoch's value is the mean of vae_loss over all training "
                                                       "samples (weighted by batch size).")
+    # One sample, one batch: the loop over batches must start at the first sample.
+    single = sub.train_vae(sub.VAE(64, LATENT), x[:1], epochs=1, batch_size=1, lr=0.0, device=str(device))
+    assert isinstance(single, list) and len(single) == 1 and expect_scalar(single[0], "train_vae on one sample") > 0, (
+        f"train_vae on a single training sample returned {single}: one epoch, one batch, a positive loss expected "
+        "(every sample must be used: batches start at index 0).")
 
 
 @pytest.mark.points(2)
