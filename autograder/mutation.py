@@ -185,13 +185,21 @@ def classify(source: str, items: dict, equivalents: list[dict]) -> tuple[list[Mu
 
 
 def previously_killed(report: Path) -> set[tuple[str, str, str]]:
-    """(operator, old, new) of the mutants a previous run's report.json records as killed or
-    timed out: ``--recheck`` does not run them again. This assumes the tests only became
+    """The identities (see ``_identity``) of the mutants a previous run's report.json records as
+    killed or timed out: ``--recheck`` does not run them again. This assumes the tests only became
     stricter since; a full run (without --recheck) is the measure."""
     if not report.is_file():
         return set()
     mutants = json.loads(report.read_text(encoding="utf-8")).get("mutants", [])
-    return {(m["operator"], m["old"], m["new"]) for m in mutants if m.get("outcome") in ("killed", "timeout")}
+    return {_identity(Mutant(**m)) for m in mutants if m.get("outcome") in ("killed", "timeout")}
+
+
+def _identity(mutant: Mutant) -> tuple:
+    """What makes a mutant the same one in two runs: the same operator at the same occurrence and
+    line, with the same text before and after (the same edit on a repeated line, such as a loss
+    total in two training loops, is two mutants). A changed solution file changes lines or
+    occurrences, and its mutants are run again."""
+    return mutant.job_id, mutant.line, mutant.old, mutant.new
 
 
 def plan(name: str, out: Path, jobs: int, timeout: float, carried: set | None = None) -> list[Mutant]:
@@ -216,7 +224,7 @@ def plan(name: str, out: Path, jobs: int, timeout: float, carried: set | None = 
             if shard == 0:
                 mutants, skipped = classify(source, items, equivalents)
                 for mutant in mutants:
-                    if mutant.outcome == "pending" and (mutant.operator, mutant.old, mutant.new) in (carried or ()):
+                    if mutant.outcome == "pending" and _identity(mutant) in (carried or ()):
                         mutant.outcome, mutant.why = "killed", "killed in the previous run (--recheck)"
                         skipped[mutant.job_id] = "killed before"
                 to_run = [m.job_id for m in mutants if m.outcome == "pending"]

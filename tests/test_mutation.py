@@ -121,6 +121,29 @@ def test_recheck_carries_over_what_the_previous_run_killed(tmp_path, monkeypatch
     mutation.write_report(out, mutation.summarise("toy", first, 1.0), first)
     again = mutation.plan("toy", out, jobs=1, timeout=60, carried=mutation.previously_killed(out / "report.json"))
     carried = [m for m in again if m.outcome == "killed"]
-    assert [(m.operator, m.old, m.new) for m in carried] == [(killed.operator, killed.old, killed.new)]
+    assert [(m.job_id, m.old, m.new) for m in carried] == [(killed.job_id, killed.old, killed.new)]
     assert all(m.outcome == "pending" for m in again if m not in carried)
     assert mutation.summarise("toy", again, 1.0)["rechecked"] == 1
+
+
+def test_recheck_tells_apart_the_same_edit_on_two_identical_lines(tmp_path, monkeypatch):
+    """`total = 0.0` in two training loops: killing the edit in one says nothing of the other."""
+    source = "def a():\n    # BEGIN SOLUTION\n    total = 0.0\n    return total\n    # END SOLUTION\n\n\n" \
+             "def b():\n    # BEGIN SOLUTION\n    total = 0.0\n    return total\n    # END SOLUTION\n"
+    (tmp_path / "src").mkdir()
+    solution = tmp_path / "src" / "toy.py"
+    solution.write_text(source)
+    monkeypatch.setattr(mutation, "_solution", lambda name: solution)
+    monkeypatch.setattr(mutation, "_test_command", lambda name: "true")
+    monkeypatch.setattr(mutation, "equivalents_path", lambda name: tmp_path / "none.toml")
+    out = tmp_path / "out"
+    first = mutation.plan("toy", out, jobs=1, timeout=60)
+    in_a = [m for m in first if m.line == 3]
+    twins = [m for m in first if m.line == 10 and (m.operator, m.old, m.new) in {(k.operator, k.old, k.new) for k in in_a}]
+    assert in_a and twins
+    for m in in_a:
+        m.outcome = "killed"
+    mutation.write_report(out, mutation.summarise("toy", first, 1.0), first)
+    again = mutation.plan("toy", out, jobs=1, timeout=60, carried=mutation.previously_killed(out / "report.json"))
+    assert all(m.outcome == "killed" for m in again if m.line == 3)
+    assert all(m.outcome == "pending" for m in again if m.line == 10)
