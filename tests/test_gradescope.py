@@ -104,7 +104,7 @@ def test_broken_empty_and_exiting_submissions_get_valid_results(autograder_zip, 
     outputs = {}
     for label, submission in [("broken", broken), ("empty", None), ("exiting", exiting)]:
         data = run_autograder(make_root(tmp_path / label, autograder_zip, submission))
-        assert data["score"] == 0 and len(data["tests"]) == 15, label
+        assert data["score"] == 0 and len(data["tests"]) == 17, label
         assert all(t["score"] == 0 for t in data["tests"])
         outputs[label] = data["tests"][0]["output"]
     assert "SyntaxError" in outputs["broken"] and "notebook cell 1" in outputs["broken"]
