@@ -107,13 +107,18 @@ def test_a_run_kills_what_the_tests_check_and_reports_what_they_miss(tmp_path, m
     assert "if x > 10:" in report and "Survivors" in report
 
 
-def test_recheck_carries_over_what_the_previous_run_killed(tmp_path, monkeypatch):
+def _toy_assignment(tmp_path, monkeypatch, source: str) -> None:
+    """Point the mutation tool at a toy solution, with no tests to run and no equivalents."""
     (tmp_path / "src").mkdir()
     solution = tmp_path / "src" / "toy.py"
-    solution.write_text(SOLUTION)
+    solution.write_text(source)
     monkeypatch.setattr(mutation, "_solution", lambda name: solution)
     monkeypatch.setattr(mutation, "_test_command", lambda name: "true")
     monkeypatch.setattr(mutation, "equivalents_path", lambda name: tmp_path / "none.toml")
+
+
+def test_recheck_carries_over_what_the_previous_run_killed(tmp_path, monkeypatch):
+    _toy_assignment(tmp_path, monkeypatch, SOLUTION)
     out = tmp_path / "out"
     first = mutation.plan("toy", out, jobs=1, timeout=60)
     killed = next(m for m in first if m.old == "return x * SCALE")
@@ -130,12 +135,7 @@ def test_recheck_tells_apart_the_same_edit_on_two_identical_lines(tmp_path, monk
     """`total = 0.0` in two training loops: killing the edit in one says nothing of the other."""
     source = "def a():\n    # BEGIN SOLUTION\n    total = 0.0\n    return total\n    # END SOLUTION\n\n\n" \
              "def b():\n    # BEGIN SOLUTION\n    total = 0.0\n    return total\n    # END SOLUTION\n"
-    (tmp_path / "src").mkdir()
-    solution = tmp_path / "src" / "toy.py"
-    solution.write_text(source)
-    monkeypatch.setattr(mutation, "_solution", lambda name: solution)
-    monkeypatch.setattr(mutation, "_test_command", lambda name: "true")
-    monkeypatch.setattr(mutation, "equivalents_path", lambda name: tmp_path / "none.toml")
+    _toy_assignment(tmp_path, monkeypatch, source)
     out = tmp_path / "out"
     first = mutation.plan("toy", out, jobs=1, timeout=60)
     in_a = [m for m in first if m.line == 3]
