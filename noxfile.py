@@ -7,6 +7,12 @@
     nox -s gradescope -- ASSIGNMENT           build dist/gradescope/ASSIGNMENT.zip for Gradescope
     nox -s benchmark [-- -n 12 --jobs 2]      whole-class grading throughput: slots, prewarming, Dask
     nox -s mutation -- ASSIGNMENT [--jobs N]  mutation testing: which edits of the solution the tests miss
+    nox -s lock                               regenerate requirements/*.txt from pyproject.toml (needs the index)
+
+Every session installs the same locked versions (requirements/grader.txt). With uv on the PATH
+(`python3 -m pip install uv`; .ci/run does it), nox builds the environments with uv, which links
+the packages from one cache: the sessions together cost about one environment on disk, and a
+session after the first starts in seconds. Without uv, nox falls back to virtualenv and pip.
 """
 
 from __future__ import annotations
@@ -17,18 +23,23 @@ import nox
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_venv = "yes"  # torch is large: build each session's environment once
+nox.options.default_venv_backend = "uv|virtualenv"
 
 ROOT = Path(__file__).parent
+LOCK = "requirements/grader.txt"
 
 
-def _install(session: nox.Session, extras: str = "") -> None:
-    session.install("-e", f".{extras}")
+def _install(session: nox.Session) -> None:
+    """The locked versions, then the project itself without resolving anything again."""
+    session.install("-r", LOCK)
+    session.install("--no-deps", "-e", ".")
+    session.env["AUTOGRADER_LOCKED_ENV"] = LOCK  # tests/test_lock.py then checks the installed versions
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The project's test suite: engine, templates, and every assignment's known submissions."""
-    _install(session, "[test]")
+    _install(session)
     session.run("pytest", "tests", *session.posargs)
 
 
@@ -45,7 +56,7 @@ def grade(session: nox.Session) -> None:
     """Grade submissions: nox -s grade -- ASSIGNMENT SUBMISSION... [--out DIR] [--device cuda]."""
     if len(session.posargs) < 2:
         session.error("usage: nox -s grade -- ASSIGNMENT SUBMISSION... [--out DIR]")
-    _install(session, "[cluster]")  # --scheduler: Dask
+    _install(session)
     args = list(session.posargs)
     if "--out" not in args:
         args += ["--out", str(ROOT / "grading-output" / args[0])]
@@ -73,7 +84,7 @@ def gradescope(session: nox.Session) -> None:
 def benchmark(session: nox.Session) -> None:
     """Grade N copies of the sample submissions one slot vs prewarmed vs N slots vs local Dask,
     and print submissions per minute and per-submission overhead as ratios from the same run."""
-    _install(session, "[cluster]")
+    _install(session)
     session.run("python", "-m", "autograder.benchmark", *session.posargs)
 
 
@@ -84,13 +95,21 @@ def mutation(session: nox.Session) -> None:
     build/mutation/ASSIGNMENT/report.md (survivors listed) and report.json."""
     if not session.posargs:
         session.error("usage: nox -s mutation -- ASSIGNMENT [--jobs N]")
-    _install(session, "[mutation]")
+    _install(session)
     session.run("python", "-m", "autograder.mutation", *session.posargs)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Regenerate requirements/grader.txt, runtime.txt and runtime-cpu.txt from pyproject.toml
+    (uv pip compile; see autograder/lock.py), then check that they agree with it."""
+    session.install("packaging>=24", "uv==0.13.9")
+    session.run("python", "-m", "autograder.lock", *session.posargs)
 
 
 @nox.session(name="benchmark-metric")
 def benchmark_metric(session: nox.Session) -> None:
     """The GAN practical's precision/recall: the reference in torch (CPU, and CUDA when present)
     against prdc on the same features, in the same run."""
-    _install(session, "[test]")  # prdc
+    _install(session)
     session.run("python", "-m", "assignments.gan.benchmark_metric", *session.posargs)
