@@ -23,35 +23,39 @@ import tempfile
 import time
 import traceback
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 from autograder.config import AssignmentConfig, load_config
 from autograder.grading import grade_submission
+from autograder.lock import CPU_INDEX, LOCK_DIR, RUNTIME_CPU
 from autograder.results import write_atomic
-from autograder.stack import NOTEBOOK_PACKAGES
 
 WORKER_USER = "autograder-student"  # created by setup.sh; runs the students' code
 VENV = "/opt/autograder-venv"  # outside /autograder, which is hidden from the worker
-PINNED = ["torch", "numpy", "scikit-learn", "pytest", "nbformat", "jupytext", "rich", "jsonschema",
-          "torchattacks", "torchmetrics", "gymnasium", *NOTEBOOK_PACKAGES]
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
+
+UV_VERSION = "0.13.9"
+PYTHON_VERSION = "cpython-3.11.18"  # a build uv 0.13.9 ships; the project needs Python 3.11+
 
 SETUP_SH = f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, on Ubuntu 22.04, when it builds the autograder image.
+# Every package comes from the lock (requirements.txt = requirements/runtime-cpu.txt): exact
+# versions, installed without resolving (--no-deps), then checked for consistency (pip check).
 set -euo pipefail
 cd /autograder/source
 apt-get update
-apt-get install -y --no-install-recommends software-properties-common util-linux
-add-apt-repository -y ppa:deadsnakes/ppa
-apt-get install -y --no-install-recommends python3.11 python3.11-venv
-python3.11 -m venv {VENV}
-{VENV}/bin/python -m pip install --upgrade pip
-# Gradescope has no GPU: the CPU build of torch is much smaller.
-{VENV}/bin/python -m pip install --index-url https://download.pytorch.org/whl/cpu "torch==$(grep '^torch==' requirements.txt | cut -d= -f3)"
-{VENV}/bin/python -m pip install -r requirements.txt
+apt-get install -y --no-install-recommends python3-pip util-linux
+# Ubuntu 22.04's Python is 3.10; it only runs uv (pinned), which installs a pinned standalone
+# CPython 3.11 for the grader: no PPA.
+python3 -m pip install "uv=={UV_VERSION}"
+python3 -m uv python install {PYTHON_VERSION}
+python3 -m uv venv --managed-python --python {PYTHON_VERSION} {VENV}
+# The CPU builds of torch and torchvision are on PyTorch's index; every other package on PyPI.
+python3 -m uv pip install --python {VENV}/bin/python --no-deps --index-strategy unsafe-best-match \\
+    --extra-index-url {CPU_INDEX} -r requirements.txt
+python3 -m uv pip check --python {VENV}/bin/python
 # Installed as a copy (not editable): the students' worker never needs /autograder/source.
-{VENV}/bin/python -m pip install --no-deps .
+python3 -m uv pip install --python {VENV}/bin/python --no-deps --no-build-isolation .
 id -u {WORKER_USER} >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin {WORKER_USER}
 """
 
@@ -71,15 +75,9 @@ fi
 """
 
 
-def _requirements() -> str:
-    lines = ["# Pinned from the environment the assignment was validated in."]
-    for name in PINNED:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        lines.append(f"{name}=={version.split('+')[0]}")  # torch 2.14.1+cu130 -> 2.14.1
-    return "\n".join(lines) + "\n"
+def _requirements(root: Path) -> str:
+    """The Gradescope image's requirements: the CPU variant of the lock, as it is."""
+    return (root / LOCK_DIR / RUNTIME_CPU).read_text(encoding="utf-8")
 
 
 def _add_tree(zf: zipfile.ZipFile, folder: Path, arcbase: str) -> None:
@@ -101,7 +99,7 @@ def build_zip(config: AssignmentConfig, out: Path) -> Path:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         _add_text(zf, "setup.sh", SETUP_SH, executable=True)
         _add_text(zf, "run_autograder", RUN_AUTOGRADER, executable=True)
-        _add_text(zf, "requirements.txt", _requirements())
+        _add_text(zf, "requirements.txt", _requirements(root))
         _add_text(zf, "ASSIGNMENT", config.name + "\n")
         zf.write(root / "pyproject.toml", "pyproject.toml")
         zf.write(root / "README.md", "README.md")

@@ -26,7 +26,6 @@ from pathlib import Path
 import jupytext
 
 from autograder.config import AssignmentConfig
-from autograder.stack import NOTEBOOK_PACKAGES
 
 STUB_MESSAGE = "not implemented yet: replace this line with your code"
 _BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(\s+NO PROMPT)?\s*$")
@@ -167,8 +166,41 @@ from importlib.metadata import entry_points
 if not any(ep.value == "autograder.plugin" for ep in entry_points(group="pytest11")):
     pytest_plugins = ["autograder.plugin"]
 '''
-BUNDLE_REQUIREMENTS = "\n".join(["torch", "numpy", "scikit-learn", "pytest", "nbformat", "jupytext", "rich", "jsonschema",
-                                 "gymnasium", "torchmetrics", *NOTEBOOK_PACKAGES]) + "\n"
+def bundle_pyproject(root: Path) -> str:
+    """The student bundle's pyproject.toml: the same package (engine and course code, the
+    ``autograder`` command, the pytest plugin) and dependencies as the course repository's, so
+    ``pip install -r requirements.txt .`` in the unzipped folder installs it at the locked versions."""
+    import json
+    import tomllib
+
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    meta = project["project"]
+    return "\n".join([
+        "# The course package for students: the engine that runs the public tests and the course code.",
+        "# Install from this folder with: python -m pip install -r requirements.txt .",
+        "[build-system]",
+        'requires = ["setuptools>=68"]',
+        'build-backend = "setuptools.build_meta"',
+        "",
+        "[project]",
+        f"name = {json.dumps(meta['name'])}",
+        f"version = {json.dumps(meta['version'])}",
+        f"requires-python = {json.dumps(meta['requires-python'])}",
+        "dependencies = [" + ", ".join(json.dumps(d) for d in meta["dependencies"]) + "]",
+        "",
+        "[project.scripts]",
+        *(f"{name} = {json.dumps(target)}" for name, target in meta["scripts"].items()),
+        "",
+        "[project.entry-points.pytest11]",
+        *(f"{name} = {json.dumps(target)}" for name, target in meta["entry-points"]["pytest11"].items()),
+        "",
+        "[tool.setuptools.packages.find]",
+        'include = ["autograder*", "assignments*"]',
+        "",
+        "[tool.setuptools.package-data]",
+        *(f"{name} = {json.dumps(globs)}" for name, globs in project["tool"]["setuptools"]["package-data"].items()),
+        "",
+    ])
 
 
 def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:
@@ -180,8 +212,11 @@ def build_student_bundle(config: AssignmentConfig, out: Path) -> Path:
     base = config.name
     files: dict[str, str | bytes] = {f"{base}/{rel}": content for rel, content in render_release(config).items()}
     files[f"{base}/conftest.py"] = BUNDLE_CONFTEST
-    files[f"{base}/requirements.txt"] = BUNDLE_REQUIREMENTS
     root = config.repo_root
+    # The locked versions (requirements/, see autograder/lock.py): the grader's own.
+    files[f"{base}/requirements.txt"] = (root / "requirements" / "runtime.txt").read_text(encoding="utf-8")
+    files[f"{base}/requirements-cpu.txt"] = (root / "requirements" / "runtime-cpu.txt").read_text(encoding="utf-8")
+    files[f"{base}/pyproject.toml"] = bundle_pyproject(root)
     sources = [root / "assignments" / "__init__.py", *sorted(config.course_dir.rglob("*")),
                *sorted((root / "autograder").rglob("*"))]
     for path in sources:
