@@ -6,6 +6,9 @@ are exercised on the real autoencoder tests in test_autoencoder_examples.py.
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -455,3 +458,31 @@ def test_require_sandbox_refuses_to_grade_unprotected(tmp_path, capsys, monkeypa
                  "--sandbox", "none", "--require-sandbox"])
     assert code == 2 and "--require-sandbox" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["root", "user"])
+@pytest.mark.parametrize("where", ["repository root", "template folder"])
+def test_isolated_runs_work_from_the_repository_root_and_a_template_folder(tmp_path, mode, where):
+    """`pytest --isolated` (an instructor at the repository root) and `autograder check --isolated`
+    (a student in the template folder) with the editable install of this checkout: the checkout is
+    hidden from the worker, but the engine and course code it imports are not. Root namespaces and
+    the unprivileged user namespace (what a non-root instructor gets) alike."""
+    from autograder.sandbox import SANDBOX_ENV, _mode_works
+
+    if not _mode_works(mode):
+        pytest.skip(f"this machine cannot start workers in {mode} namespaces")
+    root = Path(__file__).resolve().parent.parent
+    solution = root / "solutions" / "autoencoder" / "autoencoder.py"
+    env = {**os.environ, SANDBOX_ENV: mode}
+    if where == "repository root":
+        command = [sys.executable, "-m", "pytest", "grading_tests/autoencoder/test_public.py", "--assignment",
+                   "autoencoder", "--submission", str(solution), "--isolated", "-p", "no:cacheprovider", "-q"]
+        cwd = root
+    else:
+        cwd = tmp_path / "autoencoder"
+        shutil.copytree(root / "student_template" / "autoencoder", cwd)
+        shutil.copy(solution, cwd / "autoencoder.py")
+        command = [sys.executable, "-m", "autograder.cli", "check", "autoencoder.py", "--isolated"]
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "failed" not in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
