@@ -90,8 +90,8 @@ def changed_lines(original: str, mutated: str) -> tuple[list[int], str, str]:
 
 
 def load_equivalents(path: Path) -> list[dict]:
-    """``[[equivalent]]`` entries: ``old``, ``new`` (stripped changed lines; without ``new``, every
-    edit of ``old``) and ``why``."""
+    """``[[equivalent]]`` entries: ``old``, ``new`` (stripped changed lines, or a list of such
+    alternatives; without ``new``, every edit of ``old``) and ``why``."""
     if not path.exists():
         return []
     entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
@@ -103,9 +103,14 @@ def load_equivalents(path: Path) -> list[dict]:
 
 
 def _equivalent(entry: dict, old: str, new: str) -> bool:
-    """Whether a mutant (its changed lines, stripped) is the one ``entry`` lists; an entry without
-    ``new`` covers every edit of its ``old`` lines."""
-    return entry["old"].strip() == old and ("new" not in entry or entry["new"].strip() == new)
+    """Whether a mutant (its changed lines, stripped) is one ``entry`` lists; an entry without
+    ``new`` covers every edit of its ``old`` lines, one with a list of ``new`` each of them."""
+    if entry["old"].strip() != old:
+        return False
+    if "new" not in entry:
+        return True
+    alternatives = [entry["new"]] if isinstance(entry["new"], str) else entry["new"]
+    return new in {alternative.strip() for alternative in alternatives}
 
 
 def _cosmic_config(module: str, test_command: str, timeout: float) -> str:

@@ -74,6 +74,13 @@ def test_only_solution_regions_are_mutated_and_equivalents_are_not_run(tmp_path)
     assert not any(m.operator.endswith("_BitOr") for m in mutants)  # left out: TypeError on floats
 
 
+def test_an_equivalent_may_list_several_edits_of_one_line():
+    entry = {"old": "if x > 10:", "new": ["if x >= 10:", "if x > 11:"], "why": "10 and 11 are returned either way"}
+    assert mutation._equivalent(entry, "if x > 10:", "if x >= 10:")
+    assert mutation._equivalent(entry, "if x > 10:", "if x > 11:")
+    assert not mutation._equivalent(entry, "if x > 10:", "if x < 10:")  # an edit not listed is still run
+
+
 def test_an_equivalent_without_a_reason_is_refused(tmp_path):
     path = tmp_path / "equivalent_mutants.toml"
     path.write_text('[[equivalent]]\nold = "a"\nnew = "b"\nwhy = ""\n')

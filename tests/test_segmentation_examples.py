@@ -15,8 +15,8 @@ def graded(graded_assignment):
 
 def test_reference_full_marks_blank_zero_and_the_cuda_test_is_worth_nothing_here(graded):
     reference, blank = graded[REFERENCE][1], graded[BLANK][1]
-    assert reference.score == reference.max_score == 34
-    assert blank.score == 0 and blank.max_score == 34
+    assert reference.score == reference.max_score == 36
+    assert blank.score == 0 and blank.max_score == 36
     assert all("NotImplementedError" in t.output for t in blank.tests if t.status == "failed")
     cuda = next(t for t in reference.tests if t.name == "test_gpu_profile_trains_a_larger_unet")
     assert cuda.status == "skipped" and cuda.max_score == 0
@@ -28,9 +28,10 @@ def test_hard_coded_cuda_is_explained_not_crashed(graded):
     result = graded["bad_hard_coded_cuda"][1]
     failed = {t.name: t.output for t in result.tests if t.status == "failed"}
     for name in ("test_training_runs_on_the_device_it_is_given", "test_training_reaches_miou",
-                 "test_training_leaves_the_model_in_eval_mode"):
+                 "test_training_leaves_the_model_in_eval_mode", "test_training_returns_the_mean_of_the_chosen_loss",
+                 "test_training_shuffles_images_masks_and_weights_together"):
         assert "Never hard-code .cuda()" in failed[name] or "never .cuda()" in failed[name], failed[name]
-    assert result.score == result.max_score - 7
+    assert result.score == result.max_score - 9
 
 
 def test_feedback_explains_without_showing_hidden_code(graded):

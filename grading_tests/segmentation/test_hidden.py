@@ -18,6 +18,7 @@ from scipy.ndimage import distance_transform_edt
 from torchmetrics.functional.segmentation import dice_score, mean_iou
 
 from assignments.segmentation.data import NUM_CLASSES, fine_detail_task, load_split, make_scenes
+from assignments.segmentation.probe import tag_images
 from autograder.checks import expect_close, expect_scalar, expect_scalar_close, expect_tensor
 from autograder.errors import StudentCodeError
 
@@ -212,7 +213,8 @@ def test_shape_aware_loss_value_and_gradient(sub, worker):
 @pytest.mark.hidden
 def test_metrics_match_torchmetrics_global(sub):
     """iou_per_class, dice_per_class and their means agree with torchmetrics' IoU and Dice score
-    aggregated over the whole batch (NaN for a class absent from both, means over the others)."""
+    aggregated over the whole batch (NaN for a class absent from both, means over the others; a
+    class predicted on a single pixel and absent from the target scores 0, not NaN)."""
     generator = torch.Generator().manual_seed(0)
     target = torch.randint(0, 4, (5, 8, 8), generator=generator)
     pred = torch.where(torch.rand(5, 8, 8, generator=generator) < 0.6, target,
@@ -220,9 +222,12 @@ def test_metrics_match_torchmetrics_global(sub):
     target[target == 3] = 0  # class 3: predicted, never in the target
     pred[pred == 4] = 0
     target[0], pred[0] = 1, 1  # image 0 alone is all class 1: per-image and global averages differ
-    for num_classes in (4, 5):  # with 5 classes, class 4 is absent from both
+    for num_classes in (4, 5, 6):  # with 5 or 6 classes, class 4 is absent from both
+        if num_classes == 6:  # class 5 predicted on a single pixel, absent from the target: IoU and Dice 0
+            pred = pred.clone()
+            pred[1, 0, 0] = 5
         iou, dice = torchmetrics_global(pred, target, num_classes)
-        what = f"on 5 images of 8x8 with {num_classes} classes"
+        what = f"on 5 images of 8x8 with {num_classes} classes" + (" (class 5 predicted on one pixel only)" if num_classes == 6 else "")
         got_iou = expect_tensor(sub.iou_per_class(pred, target, num_classes), f"iou_per_class {what}",
                                 shape=(num_classes,), finite=False)
         got_dice = expect_tensor(sub.dice_per_class(pred, target, num_classes), f"dice_per_class {what}",
@@ -245,6 +250,89 @@ def test_metrics_match_torchmetrics_global(sub):
                             atol=1e-6, hint="Expected the mean over the classes that have a score (torch.nanmean).",
                             known_mistakes={absent_as_zero: torch.nan_to_num(dice.double(), nan=0.0).mean().item()}
                             if dice.isnan().any() else None)
+
+
+def _probe_data(n: int):
+    """n tagged random images (8x8), random masks of NUM_CLASSES classes, and weight maps that
+    differ from image to image (image i weighs 1 + i everywhere)."""
+    generator = torch.Generator().manual_seed(0)
+    images = tag_images(torch.rand(n, 1, 8, 8, generator=generator))
+    masks = torch.randint(0, NUM_CLASSES, (n, 8, 8), generator=generator)
+    weights = (1.0 + torch.arange(n, dtype=torch.float32)).view(n, 1, 1).expand(n, 8, 8).contiguous()
+    return images, masks, weights
+
+
+def _own_losses(sub, logits, masks, weights):
+    """The value of each of your losses on these logits (your own functions: their formulas are
+    graded by their own tests; these tests grade what train_unet does with them)."""
+    return {"ce": expect_scalar(sub.cross_entropy_loss(logits, masks), "cross_entropy_loss(probe logits)"),
+            "dice": expect_scalar(sub.dice_loss(logits, masks), "dice_loss(probe logits)"),
+            "shape_aware": expect_scalar(sub.shape_aware_loss(logits, masks, weights), "shape_aware_loss(probe logits)")}
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_training_returns_the_mean_of_the_chosen_loss(sub, worker, device):
+    """With lr=0 (Adam then leaves the model as it is) and one batch holding the whole data set,
+    the loss train_unet returns for the epoch is the chosen loss of the model on that data set:
+    loss="ce", "dice" and "shape_aware" (with its weights) each. The model is a probe, a 1x1
+    convolution without BatchNorm (assignments/segmentation/probe.py)."""
+    probe = worker.import_course("assignments.segmentation.probe", "RecordingSegmenter")
+    images, masks, weights = _probe_data(8)
+    for loss in ("ce", "dice", "shape_aware"):
+        model = probe(1, NUM_CLASSES)
+        with explain_cuda(device):
+            losses = sub.train_unet(model, images, masks, loss=loss, weights=weights if loss == "shape_aware" else None,
+                                    epochs=1, batch_size=8, lr=0.0, device=str(device))
+        assert isinstance(losses, list) and len(losses) == 1, (
+            f"train_unet(..., loss={loss!r}, epochs=1) should return a list of 1 loss; it returned {losses!r:.200}.")
+        model.cpu()
+        model.eval()
+        expected = _own_losses(sub, model(images), masks, weights)
+        others = {f"your {name} loss (not the {loss!r} asked for)": value for name, value in expected.items()
+                  if name != loss and abs(value - expected[loss]) > 1e-3 * abs(expected[loss])}
+        expect_scalar_close(losses[0], expected[loss], f"the epoch loss train_unet returns with loss={loss!r} (lr=0)",
+                            rtol=1e-4, atol=0.0, known_mistakes=others,
+                            hint="each epoch's value is the mean of the chosen loss over all training images: sum "
+                                 "loss.item() * batch size over the batches (from 0), divide by the number of images.")
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_training_shuffles_images_masks_and_weights_together(sub, worker, device):
+    """12 images in batches of 8 and 4, lr=0, 2 epochs, on the probe model (which records the
+    images it is given): each epoch sees every image once, the first in a shuffled order, and
+    each epoch's value is the mean of the batch losses weighted by the batch sizes, for every
+    loss; shape_aware's weights (different for every image) must stay with their images."""
+    probe = worker.import_course("assignments.segmentation.probe", "RecordingSegmenter")
+    images, masks, weights = _probe_data(12)
+    for loss in ("ce", "dice", "shape_aware"):
+        model = probe(1, NUM_CLASSES)
+        with explain_cuda(device):
+            losses = sub.train_unet(model, images, masks, loss=loss, weights=weights if loss == "shape_aware" else None,
+                                    epochs=2, batch_size=8, lr=0.0, device=str(device))
+        assert isinstance(losses, list) and len(losses) == 2, (
+            f"train_unet(..., epochs=2) should return a list of 2 losses; it returned {losses!r:.200}.")
+        seen = model.seen_ids()
+        epochs = [seen[:12], seen[12:24]]
+        for epoch, ids in enumerate(epochs):
+            assert sorted(ids) == list(range(12)), (
+                f"in epoch {epoch + 1} of 2 on 12 images, training gave the model the images {ids} (by index, in "
+                "train mode): each image exactly once per epoch was expected.")
+        assert epochs[0] != list(range(12)), (
+            "training saw the 12 images in their original order: the mini-batches must be shuffled "
+            "(DataLoader(..., shuffle=True)).")
+        model.cpu()
+        model.eval()
+        for epoch, (ids, value) in enumerate(zip(epochs, losses)):
+            batches = [torch.tensor(ids[:8]), torch.tensor(ids[8:])]  # the batches it saw, in order
+            expected = sum(len(b) * _own_losses(sub, model(images[b]), masks[b], weights[b])[loss]
+                           for b in batches) / 12
+            expect_scalar_close(value, expected, f"the loss train_unet returns for epoch {epoch + 1} with loss={loss!r} "
+                                f"(lr=0, batches of 8 and 4)", rtol=1e-4, atol=0.0,
+                                hint="possible causes: batches not weighted by their size (sum loss.item() * batch "
+                                     "size, divide by the number of images), or, for shape_aware, weights not "
+                                     "shuffled with their images (put them in the same TensorDataset).")
 
 
 @pytest.mark.points(4)

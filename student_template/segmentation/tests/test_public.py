@@ -58,6 +58,7 @@ def test_unet_output_shape_for_several_sizes_and_depths(sub):
                       f"{height}, {width})", shape=(2, classes, height, width))
     model = sub.UNet(1, 3, base_channels=4, depth=3)
     expect_raises("ValueError", lambda: model(torch.rand(1, 1, 20, 16)), "UNet(depth=3) of a 20x16 image")
+    expect_raises("ValueError", lambda: model(torch.rand(1, 1, 16, 20)), "UNet(depth=3) of a 16x20 image")
 
 
 @pytest.mark.points(2)
