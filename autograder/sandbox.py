@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import pwd
 import shlex
 import shutil
@@ -296,6 +297,44 @@ def worker_environment(device: str, threads: int | None) -> dict[str, str]:
     return env
 
 
+WORKER_TAG = "AUTOGRADER_WORKER_TAG"  # in the environment of a worker and of all it starts
+
+
+def sweep_survivors(tag: str, rounds: int = 5) -> int:
+    """Kill every process that still carries a worker's tag in its environment, and return how
+    many there were. Run after the worker is gone, before its slot grades the next submission.
+
+    In the namespace modes the kernel already kills everything in the worker's PID namespace when
+    the worker dies; this is the check that it did. Without namespaces it is what stops a
+    ``setsid`` double fork from outliving its grading (a process that also wipes its environment
+    escapes it: the README's security model says so). Repeated, since a survivor may fork while
+    it is being looked for.
+    """
+    needle = f"{WORKER_TAG}={tag}".encode()
+    killed = 0
+    for _ in range(rounds):
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/environ", "rb") as handle:
+                    if needle in handle.read().split(b"\0"):
+                        found.append(int(name))
+            except OSError:  # gone, or not ours to read
+                continue
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return killed
+
+
 class FrameError(Exception):
     """An answer that is too large, or that stopped half-way."""
 
@@ -359,9 +398,12 @@ class WorkerProcess:
             if mode != "root":  # in root namespaces, setpriv switches user after the mounts
                 kwargs.update(user=limits.user, group=_primary_group(limits.user), extra_groups=[])
         self.started = time.monotonic()
+        self.tag = secrets.token_hex(8)  # finds what the worker started, once it is gone
+        self.survivors_killed = 0
+        env = {**worker_environment(device, limits.threads), WORKER_TAG: self.tag}
         try:
             self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, env=worker_environment(device, limits.threads),
+                cmd, cwd=self.workdir, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 pass_fds=(req_read, resp_write), start_new_session=True, **kwargs,
             )
@@ -467,6 +509,7 @@ class WorkerProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        self.survivors_killed += sweep_survivors(self.tag)
         for conn in (self._requests, self._responses):
             try:
                 conn.close()
