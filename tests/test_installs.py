@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -97,3 +98,33 @@ def test_every_gradescope_zip_imports_what_it_needs_in_a_clean_venv(tmp_path):
                           str(source / "grading_tests" / name)], tmp_path, python.parent)
         assert collected.returncode == 0 and re.search(r"\d+ tests? collected", collected.stdout), (
             name, collected.stdout[-2000:], collected.stderr[-2000:])
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")  # the distribution's: readable by every user
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists() or shutil.which("setpriv") is None,
+                    reason="needs root (to become an ordinary user), setpriv and /usr/bin/python3.11")
+def test_the_bundle_runs_isolated_as_an_ordinary_user(tmp_path):
+    """A student (or an instructor without root) who installed the bundle in a venv of their own:
+    `autograder check --isolated` works as user nobody, in the unprivileged sandbox mode."""
+    from autograder.templates import build_student_bundle
+
+    home = Path(tempfile.mkdtemp(prefix="autograder-nobody-"))  # outside root's 0700 pytest folder
+    try:
+        zipfile.ZipFile(build_student_bundle(load_config("autoencoder"), tmp_path / "autoencoder.zip")).extractall(home)
+        folder = home / "autoencoder"
+        subprocess.run([UV, "venv", "--quiet", "--python", str(SYSTEM_PYTHON), str(home / "venv")], check=True)
+        python = home / "venv" / "bin" / "python"
+        _uv_pip(python, "install", "-r", "requirements.txt", ".", cwd=folder)
+        shutil.copy(ROOT / "solutions" / "autoencoder" / "autoencoder.py", folder / "autoencoder.py")
+        subprocess.run(["chown", "-R", "nobody:nogroup", str(home)], check=True)
+        env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+               "AUTOGRADER_SANDBOX": "user"}  # the namespaces an unprivileged user can have, or an error
+        proc = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+                               str(python.parent / "autograder"), "check", "autoencoder.py", "--isolated"],
+                              cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0 and "score on these tests: 10 / 10" in proc.stdout, (
+            proc.stdout[-3000:] + proc.stderr[-3000:])
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
