@@ -46,7 +46,9 @@ cd /autograder/source
 apt-get update
 apt-get install -y --no-install-recommends python3-pip util-linux
 # Ubuntu 22.04's Python is 3.10; it only runs uv (pinned), which installs a pinned standalone
-# CPython 3.11 for the grader: no PPA.
+# CPython 3.11 for the grader: no PPA. Not under /root (uv's default), which the unprivileged
+# user that runs the students' code could not read.
+export UV_PYTHON_INSTALL_DIR=/opt/autograder-python
 python3 -m pip install "uv=={UV_VERSION}"
 python3 -m uv python install {PYTHON_VERSION}
 python3 -m uv venv --managed-python --python {PYTHON_VERSION} {VENV}

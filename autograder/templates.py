@@ -166,6 +166,8 @@ from importlib.metadata import entry_points
 if not any(ep.value == "autograder.plugin" for ep in entry_points(group="pytest11")):
     pytest_plugins = ["autograder.plugin"]
 '''
+
+
 def bundle_pyproject(root: Path) -> str:
     """The student bundle's pyproject.toml: the same package (engine and course code, the
     ``autograder`` command, the pytest plugin) and dependencies as the course repository's, so

@@ -87,6 +87,8 @@ def test_gradescope_setup_installs_only_locked_versions(tmp_path):
     from autograder.gradescope import SETUP_SH, build_zip
 
     assert "ppa:" not in SETUP_SH and "add-apt-repository" not in SETUP_SH
+    # The interpreter must be readable by the unprivileged user that runs students' code.
+    assert "export UV_PYTHON_INSTALL_DIR=/opt/" in SETUP_SH
     commands = SETUP_SH.replace("\\\n", " ").splitlines()
     installs = [line for line in commands if re.search(r"\bpip install\b", line)]
     assert installs
