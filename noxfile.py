@@ -31,6 +31,9 @@ LOCK = "requirements/grader.txt"
 
 def _install(session: nox.Session) -> None:
     """The locked versions, then the project itself without resolving anything again."""
+    # uv does not compile .pyc files unless asked (pip does): without them every worker, which
+    # runs on a read-only file system, would compile torch's modules again at each start.
+    session.env["UV_COMPILE_BYTECODE"] = "1"
     session.install("-r", LOCK)
     session.install("--no-deps", "-e", ".")
     session.env["AUTOGRADER_LOCKED_ENV"] = LOCK  # tests/test_lock.py then checks the installed versions

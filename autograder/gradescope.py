@@ -53,11 +53,12 @@ python3 -m pip install "uv=={UV_VERSION}"
 python3 -m uv python install {PYTHON_VERSION}
 python3 -m uv venv --managed-python --python {PYTHON_VERSION} {VENV}
 # The CPU builds of torch and torchvision are on PyTorch's index; every other package on PyPI.
-python3 -m uv pip install --python {VENV}/bin/python --no-deps --index-strategy unsafe-best-match \\
-    --extra-index-url {CPU_INDEX} -r requirements.txt
+# --compile-bytecode: the worker's file system is read-only, it could not cache compiled modules.
+python3 -m uv pip install --python {VENV}/bin/python --no-deps --compile-bytecode \\
+    --index-strategy unsafe-best-match --extra-index-url {CPU_INDEX} -r requirements.txt
 python3 -m uv pip check --python {VENV}/bin/python
 # Installed as a copy (not editable): the students' worker never needs /autograder/source.
-python3 -m uv pip install --python {VENV}/bin/python --no-deps --no-build-isolation .
+python3 -m uv pip install --python {VENV}/bin/python --no-deps --no-build-isolation --compile-bytecode .
 id -u {WORKER_USER} >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin {WORKER_USER}
 """
 
