@@ -270,6 +270,20 @@ def _own_losses(sub, logits, masks, weights):
             "shape_aware": expect_scalar(sub.shape_aware_loss(logits, masks, weights), "shape_aware_loss(probe logits)")}
 
 
+def _train_probe(sub, worker, device, data, loss: str, epochs: int):
+    """train_unet on a fresh probe model at lr=0 in batches of 8; returns (the model, its losses),
+    the losses checked to be a list of one value per epoch."""
+    images, masks, weights = data
+    model = worker.import_course("assignments.segmentation.probe", "RecordingSegmenter")(1, NUM_CLASSES)
+    with explain_cuda(device):
+        losses = sub.train_unet(model, images, masks, loss=loss, weights=weights if loss == "shape_aware" else None,
+                                epochs=epochs, batch_size=8, lr=0.0, device=str(device))
+    assert isinstance(losses, list) and len(losses) == epochs, (
+        f"train_unet(..., loss={loss!r}, epochs={epochs}) should return a list of {epochs} losses; it returned "
+        f"{losses!r:.200}.")
+    return model, losses
+
+
 @pytest.mark.points(1)
 @pytest.mark.hidden
 def test_training_returns_the_mean_of_the_chosen_loss(sub, worker, device):
@@ -277,15 +291,9 @@ def test_training_returns_the_mean_of_the_chosen_loss(sub, worker, device):
     the loss train_unet returns for the epoch is the chosen loss of the model on that data set:
     loss="ce", "dice" and "shape_aware" (with its weights) each. The model is a probe, a 1x1
     convolution without BatchNorm (assignments/segmentation/probe.py)."""
-    probe = worker.import_course("assignments.segmentation.probe", "RecordingSegmenter")
-    images, masks, weights = _probe_data(8)
+    images, masks, weights = data = _probe_data(8)
     for loss in ("ce", "dice", "shape_aware"):
-        model = probe(1, NUM_CLASSES)
-        with explain_cuda(device):
-            losses = sub.train_unet(model, images, masks, loss=loss, weights=weights if loss == "shape_aware" else None,
-                                    epochs=1, batch_size=8, lr=0.0, device=str(device))
-        assert isinstance(losses, list) and len(losses) == 1, (
-            f"train_unet(..., loss={loss!r}, epochs=1) should return a list of 1 loss; it returned {losses!r:.200}.")
+        model, losses = _train_probe(sub, worker, device, data, loss, epochs=1)
         model.cpu()
         model.eval()
         expected = _own_losses(sub, model(images), masks, weights)
@@ -304,15 +312,9 @@ def test_training_shuffles_images_masks_and_weights_together(sub, worker, device
     images it is given): each epoch sees every image once, the first in a shuffled order, and
     each epoch's value is the mean of the batch losses weighted by the batch sizes, for every
     loss; shape_aware's weights (different for every image) must stay with their images."""
-    probe = worker.import_course("assignments.segmentation.probe", "RecordingSegmenter")
-    images, masks, weights = _probe_data(12)
+    images, masks, weights = data = _probe_data(12)
     for loss in ("ce", "dice", "shape_aware"):
-        model = probe(1, NUM_CLASSES)
-        with explain_cuda(device):
-            losses = sub.train_unet(model, images, masks, loss=loss, weights=weights if loss == "shape_aware" else None,
-                                    epochs=2, batch_size=8, lr=0.0, device=str(device))
-        assert isinstance(losses, list) and len(losses) == 2, (
-            f"train_unet(..., epochs=2) should return a list of 2 losses; it returned {losses!r:.200}.")
+        model, losses = _train_probe(sub, worker, device, data, loss, epochs=2)
         seen = model.seen_ids()
         epochs = [seen[:12], seen[12:24]]
         for epoch, ids in enumerate(epochs):
