@@ -1,6 +1,6 @@
 """Mutation testing of the grading tests: does every line of the reference solution matter to them?
 
-    python -m autograder.mutation ASSIGNMENT [--jobs N] [--out DIR] [--timeout S] [--resume]
+    python -m autograder.mutation ASSIGNMENT [--jobs N] [--out DIR] [--timeout S] [--recheck | --resume]
     nox -s mutation -- ASSIGNMENT
 
 Cosmic Ray generates the mutants (one small edit each: an operator swapped, a number changed, a
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import json
 import os
 import shutil
@@ -219,6 +220,7 @@ def plan(name: str, out: Path, jobs: int, timeout: float, carried: set | None = 
     for shard_folder in out.glob("shard-*"):
         shutil.rmtree(shard_folder)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "solution.sha256").write_text(_digest(source))
     mutants: list[Mutant] = []
     for shard in range(jobs):
         folder = out / f"shard-{shard}"
@@ -241,6 +243,38 @@ def plan(name: str, out: Path, jobs: int, timeout: float, carried: set | None = 
         finally:
             db.close()
     return mutants
+
+
+def _digest(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def replan(name: str, out: Path) -> tuple[list[Mutant], int]:
+    """The mutants and the number of shards of the run under ``out``, rebuilt from its Cosmic Ray
+    sessions without changing them (``--resume``: their pending work items are run next)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome
+
+    jobs = len(list(out.glob("shard-*/session.sqlite")))
+    if not jobs:
+        raise SystemExit(f"nothing to resume in {out}: run without --resume first")
+    with use_db(out / "shard-0" / "session.sqlite", WorkDB.Mode.open) as db:
+        items = {f"{item.mutations[0].operator_name}:{item.mutations[0].occurrence}": item for item in db.work_items}
+        killed_before = {f"{item.mutations[0].operator_name}:{item.mutations[0].occurrence}"
+                         for item, result in db.completed_work_items
+                         if result.worker_outcome == WorkerOutcome.SKIPPED and result.output == "killed before"}
+    solution = _solution(name)
+    source = solution.read_text(encoding="utf-8")
+    recorded = out / "solution.sha256"
+    if not recorded.is_file() or recorded.read_text().strip() != _digest(source):
+        raise SystemExit(f"{solution} changed since the run in {out} started: run again without --resume")
+    for shard in range(jobs):  # a mutant interrupted half-way leaves its edit in the shard's copy
+        shutil.copyfile(solution, out / f"shard-{shard}" / solution.name)
+    mutants, _ = classify(source, items, load_equivalents(equivalents_path(name)))
+    for mutant in mutants:
+        if mutant.job_id in killed_before:
+            mutant.outcome, mutant.why = "killed", "killed in the previous run (--recheck)"
+    return mutants, jobs
 
 
 def baseline(name: str, out: Path) -> float:
@@ -335,21 +369,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per mutant (default: 3x the unmutated run, at least 60)")
     parser.add_argument("--recheck", action="store_true",
                         help="run only the mutants the previous report did not record as killed (after adding tests)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with an interrupted run where it stopped (same shards, same time-out)")
     opts = parser.parse_args(argv)
+    if opts.resume and opts.recheck:
+        parser.error("--resume goes on with the run that was interrupted, --recheck or not: give it alone")
     out = (opts.out or load_config(opts.assignment).repo_root / "build" / "mutation" / opts.assignment).resolve()
     started = time.monotonic()
-    carried = previously_killed(out / "report.json") if opts.recheck else set()
-    mutants = plan(opts.assignment, out, opts.jobs, timeout=opts.timeout or 600.0, carried=carried)
-    reference_seconds = baseline(opts.assignment, out)
-    timeout = opts.timeout or max(60.0, 3 * reference_seconds)
-    if opts.timeout is None:
-        for shard in range(opts.jobs):
-            config_file = out / f"shard-{shard}" / "cosmic-ray.toml"
-            config_file.write_text(_cosmic_config(_solution(opts.assignment).name, _test_command(opts.assignment),
-                                                  timeout))
-    to_run = sum(m.outcome == "pending" for m in mutants)
-    print(f"{opts.assignment}: {len(mutants)} mutants in the solution regions, {to_run} to run on {opts.jobs} "
-          f"shard(s); the unmutated tests take {reference_seconds:.0f} s (time-out {timeout:.0f} s)", flush=True)
+    if opts.resume:
+        mutants, opts.jobs = replan(opts.assignment, out)
+        print(f"{opts.assignment}: going on with the run in {out} ({len(mutants)} mutants, {opts.jobs} shard(s))",
+              flush=True)
+    else:
+        carried = previously_killed(out / "report.json") if opts.recheck else set()
+        mutants = plan(opts.assignment, out, opts.jobs, timeout=opts.timeout or 600.0, carried=carried)
+        reference_seconds = baseline(opts.assignment, out)
+        timeout = opts.timeout or max(60.0, 3 * reference_seconds)
+        if opts.timeout is None:
+            for shard in range(opts.jobs):
+                config_file = out / f"shard-{shard}" / "cosmic-ray.toml"
+                config_file.write_text(_cosmic_config(_solution(opts.assignment).name, _test_command(opts.assignment),
+                                                      timeout))
+        to_run = sum(m.outcome == "pending" for m in mutants)
+        print(f"{opts.assignment}: {len(mutants)} mutants in the solution regions, {to_run} to run on {opts.jobs} "
+              f"shard(s); the unmutated tests take {reference_seconds:.0f} s (time-out {timeout:.0f} s)", flush=True)
     execute(out, opts.jobs)
     collect(out, mutants, opts.jobs)
     summary = summarise(opts.assignment, mutants, time.monotonic() - started)

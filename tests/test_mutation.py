@@ -154,3 +154,23 @@ def test_recheck_tells_apart_the_same_edit_on_two_identical_lines(tmp_path, monk
     again = mutation.plan("toy", out, jobs=1, timeout=60, carried=mutation.previously_killed(out / "report.json"))
     assert all(m.outcome == "killed" for m in again if m.line == 3)
     assert all(m.outcome == "pending" for m in again if m.line == 10)
+
+
+def test_resume_goes_on_where_an_interrupted_run_stopped(tmp_path, monkeypatch):
+    """--resume rebuilds the same mutants from the shards' sessions, puts back the solution a
+    mutant interrupted half-way left edited, runs only what is pending, and refuses when the
+    solution changed since the run started."""
+    _toy_assignment(tmp_path, monkeypatch, SOLUTION)
+    out = tmp_path / "out"
+    planned = mutation.plan("toy", out, jobs=2, timeout=60)
+    (out / "shard-1" / "toy.py").write_text(SOLUTION.replace("x * SCALE", "x / SCALE"))  # interrupted mid-mutant
+    resumed, jobs = mutation.replan("toy", out)
+    assert jobs == 2
+    assert [(m.job_id, m.old, m.new, m.outcome) for m in resumed] == [(m.job_id, m.old, m.new, m.outcome) for m in planned]
+    assert (out / "shard-1" / "toy.py").read_text() == SOLUTION
+    mutation.execute(out, jobs)
+    mutation.collect(out, resumed, jobs)
+    assert all(m.outcome == "survived" for m in resumed)  # the toy's test command checks nothing
+    (tmp_path / "src" / "toy.py").write_text(SOLUTION.replace("SCALE = 3", "SCALE = 4"))
+    with pytest.raises(SystemExit, match="changed since the run"):
+        mutation.replan("toy", out)
