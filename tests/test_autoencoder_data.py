@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from assignments.autoencoder.data import load_digits_split, load_mnist, ood_inputs, pca_baseline_mse
+from assignments.autoencoder.data import jitter_digits, load_digits_split, load_mnist, ood_inputs, pca_baseline_mse
 
 
 def test_digits_split_is_fixed_and_scaled():
@@ -33,6 +33,21 @@ def test_pca_baselines_match_the_published_numbers():
 def test_ood_inputs_are_deterministic_and_in_range(kind):
     a, b = ood_inputs(50, kind, seed=1), ood_inputs(50, kind, seed=1)
     assert a.shape == (50, 64) and torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+
+
+def test_jittered_digits_are_new_images_of_the_same_digits():
+    """jitter_digits: deterministic per seed, different across seeds, in [0, 1], close to the
+    originals (most copies are still nearest to their own digit among the test digits), but none is
+    near any course digit: what a lookup of the importable data cannot find."""
+    x_train, x_test = load_digits_split()
+    a, b, c = jitter_digits(x_test, 3), jitter_digits(x_test, 3), jitter_digits(x_test, 4)
+    assert a.shape == x_test.shape and a.dtype == torch.float32 and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    assert (torch.cdist(a, x_test).argmin(dim=1) == torch.arange(len(x_test))).float().mean() > 0.7  # 0.80
+    everything = torch.cat([x_train, x_test])
+    assert torch.cdist(a, everything).min(dim=1).values.min() > 0.5
+    with pytest.raises(ValueError, match="shape"):
+        jitter_digits(torch.rand(4, 8, 8), 0)
 
 
 def _write_idx(path, array, magic):

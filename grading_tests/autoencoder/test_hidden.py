@@ -9,27 +9,51 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from assignments.autoencoder.data import load_digits_split, ood_inputs, pca_baseline_mse
+from assignments.autoencoder.data import jitter_digits, load_digits_split, ood_inputs, pca_baseline_mse
 from autograder.checks import expect_close, expect_detached, expect_scalar, expect_scalar_close, expect_tensor
 
 LATENT = 8
 EPOCHS = 30  # the handout's budget for the training tests (a few seconds on a laptop CPU)
-# Reference solution, 10 seeds: test MSE / PCA(8) MSE 0.685-0.743; an untrained model 7.26.
-MAX_MSE_OVER_PCA = 1.25
+# The training tests run on jittered digits (see jittered_digits below). Measured with
+# python -m assignments.autoencoder.calibrate --seeds 0-9 on the reference and on two independent
+# correct solutions (examples/autoencoder/correct), 30 runs ("correct"), and --seeds 0-4 on three
+# variants of the reference (two hidden layers, Tanh, LeakyReLU with two hidden layers), 15 runs
+# ("variants"). "lookup" returns the nearest of the 1797 course digits: what a submission that
+# memorises the importable data does.
+# Test MSE / PCA(8) MSE: correct 0.797-0.953, variants 0.858-1.205; lookup 2.149-2.290; an
+# untrained model ~7. (Jittered digits are smoother, so PCA does relatively better on them than
+# on the originals: the two-hidden-layer variant is at 0.83-0.92 there.)
+MAX_MSE_OVER_PCA = 1.5
 # Denoising uses a wide code (32): a narrow bottleneck denoises by itself, which would hide the
-# difference between training on noisy inputs and not. Reference, 10 seeds: denoised MSE / noisy
-# MSE 0.307-0.315; trained to copy its noisy input 0.654-0.687; noise_std ignored 0.42-0.44.
+# difference between training on noisy inputs and not. Denoised MSE / noisy MSE: correct
+# 0.210-0.218, variants 0.215-0.240; noise_std ignored 0.340-0.744; lookup 0.504-0.535.
 DENOISING_LATENT = 32
 NOISE_STD = 0.5
-MAX_DENOISED_RATIO = 0.4
-MIN_AUROC = 0.9  # reference: 1.000 on every out-of-distribution kind and seed; chance is 0.5
+MAX_DENOISED_RATIO = 0.3
+MIN_AUROC = 0.9  # correct: 1.000 on every out-of-distribution kind and seed; chance is 0.5
 VAE_KL_WEIGHT = 0.1  # with kl_weight=1 the KL term dominates at this scale and the VAE collapses
-VAE_MAX_MSE_OVER_MEAN_ONLY = 0.6  # reference: 0.271-0.303 of the mean-image MSE; untrained 2.39
+# Posterior-mean reconstruction MSE / mean-image MSE: correct 0.344-0.383, variants 0.348-0.453;
+# lookup 0.602-0.628 (spread 0.008 around 0.618).
+VAE_MAX_MSE_OVER_MEAN_ONLY = 0.55
+
+# The hidden tests train and evaluate on jittered copies of the digits (see jitter_digits), drawn
+# with the grading seed and this secret. A submission can import the digits but cannot read this
+# file (the sandbox hides grading_tests/), so it cannot rebuild the images it is evaluated on: a
+# "model" that memorises the course's data and looks up the nearest image fails the training
+# tests (tests/test_memorisation.py; python -m assignments.autoencoder.calibrate measures it).
+_JITTER_SECRET = 0x5D1C_E0A7
+
+
+def jittered_digits(grading_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training and test digits the hidden tests use: copies no submission can reproduce."""
+    x_train, x_test = load_digits_split()
+    base = _JITTER_SECRET + 1_000_003 * grading_seed
+    return jitter_digits(x_train, base), jitter_digits(x_test, base + 1)
 
 
 @pytest.fixture
-def digits(device):
-    x_train, x_test = load_digits_split()
+def digits(device, grading_seed):
+    x_train, x_test = jittered_digits(grading_seed)
     return x_train.to(device), x_test.to(device)
 
 
@@ -149,7 +173,7 @@ def test_reconstruction_loss_gradient_float64(sub, worker, device):
 @pytest.mark.budget(40)
 def test_training_reaches_pca_baseline(sub, device, digits, attach_images):
     """Training Autoencoder(64, 8) with train_autoencoder for the handout's epochs reaches a test
-    MSE within 1.25 times that of PCA with 8 components (the best linear autoencoder)."""
+    MSE within 1.5 times that of PCA with 8 components (the best linear autoencoder)."""
     x_train, x_test = digits
     model, losses = _trained_autoencoder(sub, x_train, device)
     assert losses[-1] < losses[0], f"the training loss should decrease; it went from {losses[0]:.4g} to {losses[-1]:.4g}."
@@ -170,7 +194,8 @@ def test_training_reaches_pca_baseline(sub, device, digits, attach_images):
 @pytest.mark.budget(40)
 def test_denoising_beats_the_noisy_input(sub, device, digits):
     """A denoising Autoencoder(64, 32) trained with noise_std=0.5 brings noisy test digits at
-    least 2.5 times closer (in MSE) to the clean digits than the noisy digits are."""
+    least 3.3 times closer (in MSE) to the clean digits than the noisy digits are (MSE ratio at
+    most 0.3)."""
     x_train, x_test = digits
     model, _ = _trained_autoencoder(sub, x_train, device, noise_std=NOISE_STD, latent=DENOISING_LATENT)
     generator = torch.Generator().manual_seed(7)
@@ -196,7 +221,8 @@ def test_anomaly_scores_flag_out_of_distribution_inputs(sub, device, digits):
     x_train, x_test = digits
     model, _ = _trained_autoencoder(sub, x_train, device)
     for kind in ("noise", "inverted"):
-        ood = ood_inputs(len(x_test), kind, seed=3).to(device)
+        # The test digits the grader jittered, inverted; or uniform noise.
+        ood = 1.0 - x_test if kind == "inverted" else ood_inputs(len(x_test), kind, seed=3).to(device)
         scores = expect_tensor(sub.anomaly_scores(model, torch.cat([x_test, ood])),
                                f"anomaly_scores on {2 * len(x_test)} inputs", shape=(2 * len(x_test),))
         expect_detached(scores, "the scores anomaly_scores returns")
@@ -271,7 +297,7 @@ def test_vae_loss_value_and_gradients_float64(sub, worker, device):
 @pytest.mark.budget(40)
 def test_vae_trains(sub, device, digits):
     """VAE(64, 8) trained with train_vae (kl_weight=0.1) reconstructs test digits from the
-    posterior mean with an MSE at most 0.6 times that of predicting the mean image."""
+    posterior mean with an MSE at most 0.55 times that of predicting the mean image."""
     x_train, x_test = digits
     vae = sub.VAE(64, LATENT)
     losses = sub.train_vae(vae, x_train, epochs=EPOCHS, kl_weight=VAE_KL_WEIGHT, device=str(device))

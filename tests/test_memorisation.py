@@ -1,0 +1,95 @@
+"""A submission that memorises the course's data instead of learning scores nothing on the tests
+that measure what a model learned.
+
+The worker can import the digits (scikit-learn ships them), so the hidden autoencoder tests train
+and evaluate on jittered copies drawn with a secret the worker cannot read
+(grading_tests/autoencoder/test_hidden.py, assignments/autoencoder/data.py:jitter_digits). The
+"model" below looks up the nearest of the 1797 course digits: before the copies it passed the
+reconstruction, denoising and VAE tests (8 points); now it fails all three. It reads no file of
+the grader's, so the sandbox mode does not matter: it is graded in the strongest one.
+"""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autograder.config import load_config
+from autograder.grading import grade_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOOKUP_TABLE = '''
+
+# -- Everything below replaces learning by a lookup in the course's data ---------------------------
+from sklearn.datasets import load_digits as _load_digits
+
+_COURSE_DIGITS = torch.tensor(_load_digits().data / 16.0, dtype=torch.float32)
+
+
+class _Lookup(nn.Module):
+    """The code is the index of the nearest course digit; decoding returns that digit."""
+
+    def __init__(self, input_dim, latent_dim, hidden_dim=128):
+        super().__init__()
+        if latent_dim >= input_dim:
+            raise ValueError("latent_dim must be smaller than input_dim")
+        self.latent_dim = latent_dim
+        self.encoder = nn.Identity()
+        self.decoder = nn.Identity()
+
+    def encode(self, x):
+        index = torch.cdist(x.float().cpu(), _COURSE_DIGITS).argmin(dim=1)
+        code = torch.zeros(len(x), self.latent_dim, device=x.device, dtype=x.dtype)
+        code[:, 0] = index.to(code)
+        return code
+
+    def decode(self, z):
+        index = z[:, 0].round().long().clamp(0, len(_COURSE_DIGITS) - 1).cpu()
+        return _COURSE_DIGITS[index].to(device=z.device, dtype=z.dtype)
+
+
+class Autoencoder(_Lookup):
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+class VAE(_Lookup):
+    def encode(self, x):
+        mu = super().encode(x)
+        return mu, torch.zeros_like(mu)
+
+    def forward(self, x):
+        mu, rho = self.encode(x)
+        return self.decode(mu), mu, rho
+
+
+def train_autoencoder(model, x_train, *, epochs=60, batch_size=64, lr=1e-3, noise_std=0.0, device="cpu"):
+    model.eval()
+    return [1.0 / (epoch + 1) for epoch in range(epochs)]
+
+
+def train_vae(model, x_train, *, epochs=60, batch_size=64, lr=1e-3, kl_weight=1.0, device="cpu"):
+    model.eval()
+    return [1.0 / (epoch + 1) for epoch in range(epochs)]
+'''
+
+# The tests that measure what the model learned from its training data.
+LEARNING_TESTS = ("test_training_reaches_pca_baseline", "test_denoising_beats_the_noisy_input", "test_vae_trains")
+
+
+@pytest.mark.slow
+def test_a_lookup_table_of_the_course_digits_scores_nothing_on_the_learning_tests(tmp_path):
+    reference = (ROOT / "solutions/autoencoder/autoencoder.py").read_text()
+    source = tmp_path / "autoencoder.py"
+    source.write_text(reference + textwrap.dedent(LOOKUP_TABLE))
+    result = grade_submission(load_config("autoencoder"), source, tmp_path / "out", device="cpu")
+    tests = {t.name: t for t in result.tests}
+    for name in LEARNING_TESTS:
+        assert tests[name].status == "failed", f"{name}: {tests[name].status}\n{tests[name].output[-2000:]}"
+    # The lookup is what it claims to be: it passes the structural test of the bottleneck (so the
+    # failures above come from the data, not from a broken lookup) ...
+    assert tests["test_decoder_only_sees_the_code"].status == "passed"
+    # ... and nearest-neighbour distance is a sound anomaly score: that test grades anomaly_scores,
+    # not learning, and the lookup passes it (README, "What is graded").
+    assert tests["test_anomaly_scores_flag_out_of_distribution_inputs"].status == "passed"
