@@ -88,8 +88,9 @@ def choose_sandbox(mode: str | None, required: bool) -> str | None:
         return str(exc)
     if chosen == "none":
         if required:
-            return ("--require-sandbox: this machine offers no isolation for student code (run as root, or "
-                    "allow unprivileged user namespaces: sysctl kernel.unprivileged_userns_clone=1)")
+            return ("--require-sandbox: this machine offers no isolation for student code (run as root, "
+                    "allow unprivileged user namespaces: sysctl kernel.unprivileged_userns_clone=1, or use a "
+                    "kernel with Landlock ABI 6, Linux 6.12+)")
         print(f"warning: grading without isolation: student code runs as you, with your files ({SANDBOX_DESCRIPTIONS[chosen]})",
               file=sys.stderr)
     else:
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--scheduler", help="grade on Dask: a scheduler address, 'local' or 'slurm'")
     grade.add_argument("--no-report", action="store_true", help="do not write report.html and the feedback pages")
     grade.add_argument("--worker-user", help="run student code as this unprivileged user (grader running as root)")
-    grade.add_argument("--sandbox", choices=["root", "user", "none"],
+    grade.add_argument("--sandbox", choices=["root", "user", "landlock", "none"],
                        help="how workers are isolated (default: the strongest this machine offers)")
     grade.add_argument("--require-sandbox", action="store_true",
                        help="refuse to grade if student code would run without isolation")

@@ -173,7 +173,7 @@ def outermost(paths: tuple[str, ...]) -> list[str]:
     return kept
 
 
-SANDBOX_ENV = "AUTOGRADER_SANDBOX"  # root | user | none: force a mode (default: the strongest available)
+SANDBOX_ENV = "AUTOGRADER_SANDBOX"  # root | user | landlock | none: force a mode (default: the strongest available)
 
 
 def _namespace_prefix(hidden_paths: tuple[str, ...], workdir: Path, user: str | None = None,
@@ -190,6 +190,10 @@ def _namespace_prefix(hidden_paths: tuple[str, ...], workdir: Path, user: str | 
 def _mode_works(mode: str) -> bool:
     """Whether workers can be started in ``mode`` here: util-linux tools, the privileges, and a
     kernel (or container runtime) that allows it. Probed once with a harmless command."""
+    if mode == "landlock":
+        from autograder import landlock
+
+        return landlock.abi_version() >= landlock.MIN_ABI
     if not (shutil.which("unshare") and shutil.which("setpriv")):
         return False
     if mode == "root" and os.geteuid() != 0:
@@ -203,11 +207,15 @@ def _mode_works(mode: str) -> bool:
     return result.returncode == 0
 
 
+SANDBOX_MODES = ("root", "user", "landlock", "none")  # strongest first
+
+
 def available_sandbox() -> str:
     """The strongest mode this machine offers: "root" (namespaces set up by a root grader; it can
     also run workers as another user), "user" (the same namespaces inside an unprivileged user
-    namespace), or "none" (a separate process only)."""
-    return next((mode for mode in ("root", "user") if _mode_works(mode)), "none")
+    namespace), "landlock" (no namespaces: the worker restricts itself with Landlock, see
+    autograder/landlock.py), or "none" (a separate process only)."""
+    return next((mode for mode in SANDBOX_MODES[:-1] if _mode_works(mode)), "none")
 
 
 def chosen_sandbox(limits: Limits) -> str:
@@ -217,8 +225,8 @@ def chosen_sandbox(limits: Limits) -> str:
         return "none"
     wanted = os.environ.get(SANDBOX_ENV, "").strip()
     if wanted:
-        if wanted not in ("root", "user", "none"):
-            raise ValueError(f"{SANDBOX_ENV}={wanted!r}: use root, user or none")
+        if wanted not in SANDBOX_MODES:
+            raise ValueError(f"{SANDBOX_ENV}={wanted!r}: use one of {', '.join(SANDBOX_MODES)}")
         if wanted != "none" and not _mode_works(wanted):
             raise ValueError(f"sandbox {wanted!r}: this machine cannot start workers that way "
                              f"(available: {available_sandbox()})")
@@ -235,7 +243,9 @@ SANDBOX_DESCRIPTIONS = {
             "no network, no capabilities",
     "user": "user namespaces (unprivileged grader): read-only file system, grader folders hidden, own processes "
             "and /dev/shm, no network, no capabilities",
-    "none": "separate process only: no isolation (this machine offers neither root nor user namespaces)",
+    "landlock": "Landlock (no namespaces): grader folders unreadable, writes only to its own folder, no TCP, "
+                "no signals to the grader; processes that leave the worker are swept after it",
+    "none": "separate process only: no isolation (this machine offers neither namespaces nor Landlock)",
 }
 
 
@@ -382,7 +392,7 @@ class WorkerProcess:
             mode = chosen_sandbox(limits)
         except ValueError as exc:
             raise SandboxError(str(exc)) from None
-        namespaces = mode != "none"
+        namespaces = mode in ("root", "user")
         cmd = [
             sys.executable, "-I", "-c", "from autograder.worker import main; main()",
             "--fd-in", str(req_read), "--fd-out", str(resp_write), "--generation", str(generation),
@@ -391,6 +401,8 @@ class WorkerProcess:
         ]
         if namespaces:
             cmd = _namespace_prefix(limits.hidden_paths, self.workdir, limits.user, mode) + cmd
+        elif mode == "landlock":
+            cmd.append("--landlock")
         kwargs = {}
         if limits.user and os.geteuid() == 0:
             for path in [self.workdir, *self.workdir.rglob("*")]:

@@ -315,6 +315,33 @@ def _apply_limits(memory_mb: int | None, max_file_mb: int | None) -> None:
     limit(resource.RLIMIT_CORE, 0)
 
 
+def _apply_landlock() -> None:
+    """Mode ``landlock``: from here on this process (and all it starts) reads only the Python
+    installation, the installed packages, the engine, the course package and the system's files,
+    and writes only its working directory (see autograder/landlock.py)."""
+    import glob
+    import sysconfig
+
+    from autograder import landlock
+    from autograder.sandbox import SETUP_FAILED, SETUP_FAILED_CODE
+
+    readable = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                os.path.dirname(os.path.abspath(__file__)), *landlock.SYSTEM_READABLE}  # the engine: this folder
+    readable |= {p for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := sysconfig.get_paths().get(key))}
+    try:
+        import assignments  # the course package, next to the engine or installed
+
+        readable |= {os.path.abspath(path) for path in assignments.__path__}
+    except ImportError:
+        pass
+    devices = [*landlock.DEVICE_FILES, *glob.glob("/dev/nvidia*")]  # CUDA's device files, when there
+    try:
+        landlock.restrict(sorted(readable), [os.getcwd()], devices)
+    except OSError as exc:
+        print(f"{SETUP_FAILED}: {exc}", file=sys.stderr, flush=True)
+        os._exit(SETUP_FAILED_CODE)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the worker process (see ``autograder.sandbox``)."""
     import argparse
@@ -327,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-mb", type=int, default=0)
     parser.add_argument("--max-file-mb", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--landlock", action="store_true", help="restrict this process with Landlock first")
     opts = parser.parse_args(argv)
 
     import faulthandler
@@ -338,6 +366,8 @@ def main(argv: list[str] | None = None) -> None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     _apply_limits(opts.memory_mb, opts.max_file_mb)
+    if opts.landlock:
+        _apply_landlock()
     requests = Connection(opts.fd_in, writable=False)
     responses = Connection(opts.fd_out, readable=False)
     server = WorkerServer(generation=opts.generation, submission_root=Path.cwd())

@@ -166,7 +166,7 @@ def test_a_flood_of_text_is_cut_and_the_results_stay_small(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["root", "user", "none"])
+@pytest.mark.parametrize("mode", ["root", "user", "landlock", "none"])
 def test_nothing_a_submission_starts_outlives_its_grading(tmp_path, monkeypatch, mode):
     """A setsid double fork dies with its grading: in the namespace modes with the worker's PID
     namespace, without namespaces by the sweep for the worker's tag (sandbox.sweep_survivors)."""

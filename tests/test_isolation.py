@@ -271,7 +271,7 @@ def test_probe(sub):
                       "other_submission": "denied", "results": "denied", "write_workdir": "ok",
                       "network": "denied", "git": "denied", "examples": "denied", "write_dev": "denied",
                       "write_proc_sys": "denied", "write_sys": "denied", "write_tmp": "denied",
-                      "grader_process": "denied", "shm_left_by_others": "denied", "write_shm": "ok"}, report
+                      "grader_process": "denied", "shm_left_by_others": "denied", "write_shm": "WRITE_SHM"}, report
 '''
 
 PROBE = '''
@@ -306,12 +306,13 @@ def probe():
 '''
 
 
-@pytest.mark.parametrize("mode", ["root", "user"])
+@pytest.mark.parametrize("mode", ["root", "user", "landlock"])
 def test_namespaces_hide_the_graders_folders_and_block_writes_and_network(config, tmp_path, monkeypatch, mode):
     """Workers run in namespaces, set up by a root grader (CI, Gradescope, containers) or, without
     root, inside an unprivileged user namespace: the grader's folders and other students' files
     are hidden, the file system is read-only, /dev/shm is the worker's own, grader processes are
-    out of sight, and there is no network."""
+    out of sight, and there is no network. Without namespaces, Landlock gives the same answers,
+    but /dev/shm is closed instead of private."""
     import socket
 
     from autograder.sandbox import SANDBOX_ENV, _mode_works
@@ -321,7 +322,7 @@ def test_namespaces_hide_the_graders_folders_and_block_writes_and_network(config
     monkeypatch.setenv(SANDBOX_ENV, mode)  # the grading process inherits it
     tests = tmp_path / "probe_tests"
     tests.mkdir()
-    (tests / "test_probe.py").write_text(PROBE_TEST)
+    (tests / "test_probe.py").write_text(PROBE_TEST.replace("WRITE_SHM", "denied" if mode == "landlock" else "ok"))
     subs = tmp_path / "submissions"
     subs.mkdir()
     (subs / "bob.py").write_text("secret = 1\n")
@@ -348,7 +349,8 @@ def test_namespaces_hide_the_graders_folders_and_block_writes_and_network(config
     assert not Path("/dev/planted").exists() and not Path("/tmp/planted-by-a-student").exists()
     assert not Path("/dev/shm/mine").exists()
     assert result.score == 1, result.tests[0].output
-    assert result.versions["sandbox"].startswith({"root": "namespaces (root", "user": "user namespaces"}[mode])
+    assert result.versions["sandbox"].startswith({"root": "namespaces (root", "user": "user namespaces",
+                                                  "landlock": "Landlock"}[mode])
 
 
 def test_grader_failures_are_not_blamed_on_the_student(monkeypatch, tmp_path):
@@ -461,7 +463,7 @@ def test_require_sandbox_refuses_to_grade_unprotected(tmp_path, capsys, monkeypa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["root", "user"])
+@pytest.mark.parametrize("mode", ["root", "user", "landlock"])
 @pytest.mark.parametrize("where", ["repository root", "template folder"])
 def test_isolated_runs_work_from_the_repository_root_and_a_template_folder(tmp_path, mode, where):
     """`pytest --isolated` (an instructor at the repository root) and `autograder check --isolated`
