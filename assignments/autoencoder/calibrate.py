@@ -23,6 +23,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
+from assignments import parse_seeds
 from assignments.autoencoder.data import jitter_digits, load_digits_split, ood_inputs, pca_baseline_mse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,11 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0-4", help="a range a-b or a comma-separated list")
     parser.add_argument("--submission", type=Path, default=ROOT / "solutions/autoencoder/autoencoder.py")
     args = parser.parse_args(argv)
-    if "-" in args.seeds:
-        first, last = map(int, args.seeds.split("-"))
-        seeds = list(range(first, last + 1))
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_seeds(args.seeds)
     torch.set_num_threads(1)
     sub = _load(args.submission)
     print(f"{args.submission} (the thresholds are in grading_tests/autoencoder/test_hidden.py)")

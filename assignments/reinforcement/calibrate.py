@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from assignments import parse_seeds
 from assignments.reinforcement.evaluation import CHECKS, QualityCheck
 
 
@@ -81,11 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop-early", action="store_true",
                         help="stop each grading seed once its verdict is known, as the hidden tests do")
     args = parser.parse_args(argv)
-    if "-" in args.seeds:
-        low, high = map(int, args.seeds.split("-"))
-        seeds = list(range(low, high + 1))
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_seeds(args.seeds)
     torch.set_num_threads(1)  # as in the grader's worker
     with tempfile.TemporaryDirectory() as folder:
         dqn = load_example(args.example, Path(folder))
