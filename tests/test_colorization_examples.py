@@ -16,8 +16,8 @@ def graded(graded_assignment):
 
 def test_reference_full_marks_and_blank_zero(graded):
     reference, blank = graded[REFERENCE][1], graded[BLANK][1]
-    assert reference.score == reference.max_score == 30
-    assert blank.score == 0 and blank.max_score == 30
+    assert reference.score == reference.max_score == 33
+    assert blank.score == 0 and blank.max_score == 33
 
 
 def test_baselines_are_what_the_handout_says():

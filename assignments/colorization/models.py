@@ -56,3 +56,13 @@ class QuadraticCritic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (x ** 2).flatten(start_dim=1).sum(dim=1)
+
+
+class LinearCritic(nn.Module):
+    """C(x) = (2 / sqrt(D)) * sum of the D values of each sample: its input gradient has norm 2
+    at every point, so the gradient penalty is weight * (2 - 1)^2 = weight whatever the
+    interpolation draws (a critic for checking `critic_loss` with the penalty on)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(start_dim=1)
+        return 2.0 / flat.shape[1] ** 0.5 * flat.sum(dim=1)

@@ -39,12 +39,17 @@ def reference_xdog(gray: torch.Tensor, sigma=0.7, k=1.6, gamma=0.98, eps=-0.01, 
     if soft.max() - soft.min() < 1e-6:
         return torch.ones_like(gray)
     soft = (soft - soft.min()) / (soft.max() - soft.min())
-    p = torch.histc(soft, bins=256, min=0, max=1)
+    return (soft > reference_otsu(soft)).float()
+
+
+def reference_otsu(values: torch.Tensor, bins: int = 256) -> float:
+    """The upper edge of the histogram bin (over [0, 1]) that maximises the between-class variance."""
+    p = torch.histc(values.flatten().float(), bins=bins, min=0, max=1)
     p = p / p.sum()
-    centers = (torch.arange(256) + 0.5) / 256
+    centers = (torch.arange(bins) + 0.5) / bins
     w, m = p.cumsum(0), (p * centers).cumsum(0)
     between = (m[-1] * w - m) ** 2 / (w * (1 - w)).clamp(min=1e-12)
-    return (soft > (between.argmax() + 1).item() / 256).float()
+    return (between.argmax() + 1).item() / bins
 
 
 def grader_hints(image: torch.Tensor, n_strokes: int, rng: torch.Generator) -> torch.Tensor:
@@ -83,6 +88,42 @@ def test_xdog_matches_reference_on_bundled_crops(sub, crops):
             f"on held-out crop {i}, your lineart agrees with the expected one on only {agreement:.1%} of the pixels. "
             "Check the two blurs (sigma and k * sigma), D = G_sigma - gamma * G_k_sigma, the soft threshold, the "
             "min-max normalisation and Otsu's threshold (0 = line, 1 = paper).")
+
+
+def reference_otsu_bin(values: torch.Tensor, bins: int = 256) -> int:
+    """The index k of the maximising bin: reference_otsu returns its upper edge (k + 1) / bins."""
+    return round(reference_otsu(values, bins) * bins) - 1
+
+
+def otsu_cases() -> list[tuple[str, torch.Tensor, int]]:
+    """Values whose Otsu threshold is well defined: two overlapping clusters of unequal sizes,
+    values in [0, 0.5] only (the histogram still spans [0, 1]), and a coarse histogram (bins=4)
+    on which the best split is not the one a fine histogram would find."""
+    rng = torch.Generator().manual_seed(0)
+    normal = lambda n, mean, std: mean + std * torch.randn(n, generator=rng)
+    unequal = torch.cat([normal(2400, 0.35, 0.1), normal(800, 0.7, 0.08)]).clamp(0, 1)
+    low = torch.cat([normal(1500, 0.15, 0.05), normal(1500, 0.32, 0.06)]).clamp(0, 0.5)
+    coarse = torch.cat([torch.full((10,), 0.05), torch.full((100,), 0.3), torch.full((100,), 0.45)])
+    return [("2400 values around 0.35 and 800 around 0.7, shape (40, 80)", unequal.view(40, 80), 256),
+            ("values in [0, 0.5] only, around 0.15 and 0.32", low, 256),
+            ("10 values at 0.05, 100 at 0.3, 100 at 0.45, bins=4", coarse, 4)]
+
+
+@pytest.mark.points(1)
+@pytest.mark.hidden
+def test_otsu_threshold_on_designed_histograms(sub):
+    """otsu_threshold(values, bins) histograms the values over [0, 1] with `bins` bins and picks
+    the bin edge that maximises the between-class variance. Any point of the maximising bin k is
+    accepted, from its lower edge k / bins to its upper edge (k + 1) / bins, give or take 1/512."""
+    for what, values, bins in otsu_cases():
+        k = reference_otsu_bin(values, bins)
+        got = sub.otsu_threshold(values) if bins == 256 else sub.otsu_threshold(values, bins)
+        expect_scalar_close(got, (k + 0.5) / bins, f"otsu_threshold({what})", rtol=0.0,
+                            atol=0.5 / bins + 1 / 512,
+                            hint=f"Expected a threshold between {k / bins:.4f} and {(k + 1) / bins:.4f}. Histogram the "
+                                 "values over [0, 1] (not over their own min and max) with `bins` bins, and pick the "
+                                 "bin edge that maximises w0 * w1 * (mu0 - mu1)^2, the between-class variance of the "
+                                 "values below and above it.")
 
 
 @pytest.mark.points(1)
@@ -128,6 +169,47 @@ def test_hints_density_and_determinism(sub, crops):
     c = sub.simulate_hints(image, 8, 4)
     expect_close(a, b, "two calls with the same seed", atol=0)
     assert not torch.equal(a, c), "two different seeds gave the same hints: draw every random number from a generator seeded with `seed`."
+
+
+STROKE_SEEDS = 200  # single strokes drawn with seeds 0-199: every length 1-3 and both orientations show
+
+
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_hints_single_strokes(sub):
+    """With one stroke, the mask is 1 to 3 cells in a row or a column, next to each other, all of
+    the pooled colour of the cell at one end (the start); over 200 seeds, strokes of 1, 2 and 3
+    cells away from the border (so not clipped) and both orientations occur."""
+    image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))
+    cells = F.avg_pool2d(image[None], 4)[0]  # (3, 16, 16): every cell has its own colour
+    lengths, orientations = set(), set()
+    for seed in range(STROKE_SEEDS):
+        hints = expect_tensor(sub.simulate_hints(image, 1, seed), f"simulate_hints(image 3x64x64, 1 stroke, seed={seed})",
+                              shape=(4, 16, 16))
+        where = (hints[3] != 0).nonzero().tolist()
+        assert 1 <= len(where) <= 3 and bool((hints[3][hints[3] != 0] == 1).all()), (
+            f"seed {seed}: one stroke marked {len(where)} cells (mask values {hints[3].unique().tolist()}); "
+            "a stroke covers 1 to 3 cells, each with mask 1.")
+        rows, columns = sorted({y for y, _ in where}), sorted({x for _, x in where})
+        line = columns if len(rows) == 1 else rows if len(columns) == 1 else None
+        assert line is not None and line == list(range(line[0], line[0] + len(where))), (
+            f"seed {seed}: the stroke's cells {where} are not next to each other in one row or one column.")
+        colours = hints[:3, hints[3] != 0].T
+        assert bool((colours == colours[0]).all()), f"seed {seed}: the cells of one stroke have different colours."
+        ends = [tuple(where[0]), tuple(where[-1])]
+        assert any(torch.allclose(colours[0], cells[:, y, x], atol=1e-5) for y, x in ends), (
+            f"seed {seed}: the stroke on cells {where} has colour {colours[0].tolist()}, which is not the pooled "
+            "colour of its start cell (one of its two ends).")
+        if all(0 < y < 15 and 0 < x < 15 for y, x in where):  # away from the border: not clipped
+            lengths.add(len(where))
+        if len(where) > 1:
+            orientations.add("horizontal" if len(rows) == 1 else "vertical")
+    assert lengths == {1, 2, 3}, (
+        f"over {STROKE_SEEDS} seeds, single strokes away from the border covered {sorted(lengths)} cells: each length "
+        "from 1 to 3 should occur.")
+    assert orientations == {"horizontal", "vertical"}, (
+        f"over {STROKE_SEEDS} seeds, every stroke longer than one cell was {orientations.pop() if orientations else 'absent'}: "
+        "strokes run horizontally or vertically.")
 
 
 @pytest.mark.points(2)
@@ -198,14 +280,26 @@ def test_gradient_penalty(sub, worker):
 @pytest.mark.hidden
 def test_critic_loss_value(sub, worker):
     """Without the penalty (gp_weight=0), critic_loss = E[C(fake)] - E[C(real)] + drift * E[C(real)^2];
-    with it, no gradient reaches `fake` (it is detached: the critic's step must not train the
-    generator)."""
+    with it (gp_weight=10, on a linear critic whose input gradient has norm 2 everywhere, so the
+    penalty is 10 whatever alpha is) the penalty is added, also when the fake images score lower
+    than the real ones; no gradient reaches `fake` (it is detached: the critic's step must not
+    train the generator)."""
     critic = worker.import_course("assignments.colorization.models", "QuadraticCritic")()
     real, fake = torch.rand(5, 3, 4, 4), torch.rand(5, 3, 4, 4)
     score = lambda x: 0.5 * (x ** 2).flatten(1).sum(1)
     expected = score(fake).mean() - score(real).mean() + 1e-3 * (score(real) ** 2).mean()
     expect_scalar_close(sub.critic_loss(critic, real, fake, gp_weight=0.0), expected.item(),
                         "critic_loss(C, real, fake, gp_weight=0)", rtol=1e-5)
+
+    linear = worker.import_course("assignments.colorization.models", "LinearCritic")()
+    real, fake = 0.5 + 0.5 * torch.rand(5, 3, 4, 4), 0.3 * torch.rand(5, 3, 4, 4)  # the fakes score lower
+    linear_score = lambda x: 2 / 48 ** 0.5 * x.flatten(1).sum(1)
+    expected = (linear_score(fake).mean() - linear_score(real).mean() + 10 * (2 - 1) ** 2
+                + 1e-3 * (linear_score(real) ** 2).mean())
+    expect_scalar_close(sub.critic_loss(linear, real, fake), expected.item(),
+                        "critic_loss(C, real, fake) with the default gp_weight=10, C linear with gradient norm 2",
+                        rtol=1e-5, hint="Expected E[C(fake)] - E[C(real)] + gradient_penalty(C, real, fake, gp_weight) "
+                                        "+ drift * E[C(real)^2]; the penalty here is gp_weight * (2 - 1)^2 = 10.")
     _, (grad,) = worker.vjp(sub.critic_loss, critic, real, fake, wrt=(2,))
     assert grad is None or not bool((grad != 0).any()), (
         "critic_loss(C, real, fake) passes gradients back to `fake`: detach it (fake = fake.detach()) so that "
