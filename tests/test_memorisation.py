@@ -5,8 +5,15 @@ The worker can import the digits (scikit-learn ships them), so the hidden autoen
 and evaluate on jittered copies drawn with a secret the worker cannot read
 (grading_tests/autoencoder/test_hidden.py, assignments/autoencoder/data.py:jitter_digits). The
 "model" below looks up the nearest of the 1797 course digits: before the copies it passed the
-reconstruction, denoising and VAE tests (8 points); now it fails all three. It reads no file of
-the grader's, so the sandbox mode does not matter: it is graded in the strongest one.
+reconstruction, denoising and VAE tests (8 points); now it fails all three.
+
+Likewise the segmentation training test evaluates on held-out scenes drawn with a secret seed
+(grading_tests/segmentation/test_hidden.py:held_out_scenes), not on load_split()'s, which the
+worker can import: a "U-Net" that returns the mask of the nearest course scene got a mean IoU of
+1.0 on those (4 points); it now fails.
+
+These submissions read no file of the grader's, so the sandbox mode does not matter: they are
+graded in the strongest one.
 """
 
 import textwrap
@@ -93,3 +100,44 @@ def test_a_lookup_table_of_the_course_digits_scores_nothing_on_the_learning_test
     # ... and nearest-neighbour distance is a sound anomaly score: that test grades anomaly_scores,
     # not learning, and the lookup passes it (README, "What is graded").
     assert tests["test_anomaly_scores_flag_out_of_distribution_inputs"].status == "passed"
+
+
+SCENE_LOOKUP = '''
+
+# -- Everything below replaces learning by a lookup in the course's scenes ---------------------------
+from assignments.segmentation.data import load_split as _load_split
+
+(_train_x, _train_y, _), (_test_x, _test_y, _) = _load_split()
+_COURSE_X = torch.cat([_train_x, _test_x]).flatten(1)
+_COURSE_Y = torch.cat([_train_y, _test_y])
+
+
+class UNet(nn.Module):
+    """Returns the one-hot mask of the nearest course scene, as logits."""
+
+    def __init__(self, in_channels, num_classes, base_channels=64, depth=4):
+        super().__init__()
+        self.num_classes = num_classes
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        index = torch.cdist(x.flatten(1).float().cpu(), _COURSE_X).argmin(dim=1)
+        mask = _COURSE_Y[index].to(x.device)
+        return 10 * self.scale * F.one_hot(mask, self.num_classes).permute(0, 3, 1, 2).float()
+
+
+def train_unet(model, images, masks, *, loss="ce", epochs=10, batch_size=16, lr=1e-3, weights=None, device="cpu"):
+    model.to(device).eval()
+    return [1.0 / (epoch + 1) for epoch in range(epochs)]
+'''
+
+
+@pytest.mark.slow
+def test_a_lookup_of_the_course_scenes_fails_the_segmentation_training_test(tmp_path):
+    reference = (ROOT / "solutions/segmentation/unet.py").read_text()
+    source = tmp_path / "unet.py"
+    source.write_text(reference + textwrap.dedent(SCENE_LOOKUP))
+    result = grade_submission(load_config("segmentation"), source, tmp_path / "out", device="cpu")
+    test = next(t for t in result.tests if t.name == "test_training_reaches_miou")
+    # It fails on the measure itself (the lookup runs and answers), not on a crash.
+    assert test.status == "failed" and "held-out mean IoU" in test.output, f"{test.status}\n{test.output[-2000:]}"

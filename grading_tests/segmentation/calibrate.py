@@ -2,7 +2,8 @@
 
 Trains the reference solution with each grading seed exactly as test_training_reaches_miou does
 (one torch thread, like the worker; the grader seeds random, numpy and torch before the test) and
-prints the held-out mean IoU per class. ``--gpu-profile`` runs the CUDA test's larger setting
+prints the mean IoU per class on that seed's secret held-out scenes (what the test measures), and
+on load_split()'s public held-out scenes for comparison. ``--gpu-profile`` runs the CUDA test's larger setting
 instead (on the GPU when there is one). Instructor-only (lives with the hidden tests).
 """
 
@@ -16,7 +17,7 @@ HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1] / "solutions" / "segmentation")]
 
 import unet as reference  # noqa: E402
-from test_hidden import CPU_PROFILE, GPU_PROFILE  # noqa: E402
+from test_hidden import CPU_PROFILE, GPU_PROFILE, held_out_scenes  # noqa: E402
 
 from assignments.segmentation.data import NUM_CLASSES, load_split  # noqa: E402
 from autograder.worker import seed_everything  # noqa: E402
@@ -26,15 +27,17 @@ args = sys.argv[1:]
 gpu = "--gpu-profile" in args
 profile = GPU_PROFILE if gpu else CPU_PROFILE
 device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-(x_train, y_train, _), (x_test, y_test, _) = load_split()
+(x_train, y_train, _), (x_public, y_public, _) = load_split()
 for seed in (int(a) for a in args if a != "--gpu-profile"):
     seed_everything(seed)
     model = reference.UNet(1, NUM_CLASSES, **profile["model"])
     start = time.perf_counter()
     reference.train_unet(model, x_train, y_train, loss="ce", device=device, **profile["training"])
     seconds = time.perf_counter() - start
+    x_test, y_test, _ = held_out_scenes(seed)
     with torch.no_grad():
         pred = model(x_test.to(device)).argmax(dim=1).cpu()
+        public = reference.iou_per_class(model(x_public.to(device)).argmax(dim=1).cpu(), y_public, NUM_CLASSES)
     ious = reference.iou_per_class(pred, y_test, NUM_CLASSES)
     print(f"seed {seed}: held-out mIoU {ious.mean().item():.4f} (per class {[round(v, 3) for v in ious.tolist()]}), "
-          f"{seconds:.1f} s on {device}", flush=True)
+          f"load_split's held-out {public.mean().item():.4f}, {seconds:.1f} s on {device}", flush=True)
