@@ -14,8 +14,9 @@ it then cannot do:
   processes outside the sandbox, and with it their ``/proc/PID/environ``, ``mem`` and ``fd``.
 
 What it does not do, unlike the namespace modes: processes that leave the worker's process group
-are ended by the grader's sweep (``sandbox.sweep_survivors``), not by the kernel; there is no
-private ``/dev/shm`` (it is closed instead: DataLoader workers cannot share memory).
+are ended by the worker's parent, a child subreaper outside the sandbox (``autograder/reaper.py``),
+not by the kernel's PID namespace; there is no private ``/dev/shm`` (it is closed instead:
+DataLoader workers cannot share memory).
 
 Written with ctypes against the kernel's interface (linux/landlock.h) rather than the
 ``landlock`` package on PyPI: that package (1.0.0.dev5, alpha) sets file-system rules only, and

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from autograder import reaper
 from autograder.errors import SandboxError, WorkerCrashed, WorkerTimeout
 
 # The largest answer the grader accepts from a worker (tensors included), and how long an answer,
@@ -244,7 +245,7 @@ SANDBOX_DESCRIPTIONS = {
     "user": "user namespaces (unprivileged grader): read-only file system, grader folders hidden, own processes "
             "and /dev/shm, no network, no capabilities",
     "landlock": "Landlock (no namespaces): grader folders unreadable, writes only to its own folder, no TCP, "
-                "no signals to the grader; processes that leave the worker are swept after it",
+                "no signals to the grader; processes that leave the worker are adopted and ended by its reaper",
     "none": "separate process only: no isolation (this machine offers neither namespaces nor Landlock)",
 }
 
@@ -315,10 +316,9 @@ def sweep_survivors(tag: str, rounds: int = 5) -> int:
     many there were. Run after the worker is gone, before its slot grades the next submission.
 
     In the namespace modes the kernel already kills everything in the worker's PID namespace when
-    the worker dies; this is the check that it did. Without namespaces it is what stops a
-    ``setsid`` double fork from outliving its grading (a process that also wipes its environment
-    escapes it: the README's security model says so). Repeated, since a survivor may fork while
-    it is being looked for.
+    the worker dies, and without them the worker's reaper (autograder/reaper.py) ends what it
+    adopted; this is the check behind both, and what is left if a submission in mode ``none``
+    kills its reaper. Repeated, since a survivor may fork while it is being looked for.
     """
     needle = f"{WORKER_TAG}={tag}".encode()
     killed = 0
@@ -401,8 +401,11 @@ class WorkerProcess:
         ]
         if namespaces:
             cmd = _namespace_prefix(limits.hidden_paths, self.workdir, limits.user, mode) + cmd
-        elif mode == "landlock":
-            cmd.append("--landlock")
+        else:  # no PID namespace: a subreaper parent adopts and ends what leaves the worker
+            if mode == "landlock":
+                cmd.append("--landlock")
+            cmd = [sys.executable, "-I", "-c", "from autograder.reaper import main; main()", *cmd]
+        self.reaper = not namespaces
         kwargs = {}
         if limits.user and os.geteuid() == 0:
             for path in [self.workdir, *self.workdir.rglob("*")]:
@@ -512,7 +515,14 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        """Kill the worker and everything it started (its whole process group)."""
+        """Kill the worker and everything it started: its whole process group and, without
+        namespaces, what its reaper adopted (the reaper ends those on SIGTERM, then itself)."""
+        if self.reaper and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=reaper.CLEANUP_SECONDS + 5)
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -132,6 +132,11 @@ def honest():
     return 2
 '''
 
+# The same, with an empty environment: the sweep for the worker's tag cannot find it; what ends it
+# without a PID namespace is the reaper that adopts it (autograder/reaper.py).
+OUTLIVES_ITS_GRADING_UNTAGGED = OUTLIVES_ITS_GRADING.replace("start_new_session=True,",
+                                                             "start_new_session=True, env={},")
+
 
 def _grade(tmp_path, source: str):
     tests = tmp_path / "grading_tests"
@@ -166,15 +171,19 @@ def test_a_flood_of_text_is_cut_and_the_results_stay_small(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("untagged", [False, True], ids=["tagged", "untagged"])
 @pytest.mark.parametrize("mode", ["root", "user", "landlock", "none"])
-def test_nothing_a_submission_starts_outlives_its_grading(tmp_path, monkeypatch, mode):
+def test_nothing_a_submission_starts_outlives_its_grading(tmp_path, monkeypatch, mode, untagged):
     """A setsid double fork dies with its grading: in the namespace modes with the worker's PID
-    namespace, without namespaces by the sweep for the worker's tag (sandbox.sweep_survivors)."""
+    namespace, without namespaces by the reaper that adopts it (autograder/reaper.py), and the
+    sweep for the worker's tag behind it (sandbox.sweep_survivors), even when it wipes its
+    environment."""
     if mode != "none" and not sandbox._mode_works(mode):
         pytest.skip(f"this machine cannot start workers in {mode} namespaces")
     monkeypatch.setenv(sandbox.SANDBOX_ENV, mode)
-    marker = f"outlives-its-grading-{os.getpid()}"
-    result, _ = _grade(tmp_path, OUTLIVES_ITS_GRADING.replace("{marker}", marker))
+    marker = f"outlives-its-grading-{os.getpid()}-{mode}-{untagged}"
+    source = OUTLIVES_ITS_GRADING_UNTAGGED if untagged else OUTLIVES_ITS_GRADING
+    result, _ = _grade(tmp_path, source.replace("{marker}", marker))
     assert result.score == 2
     time.sleep(0.5)
     survivors = []
