@@ -44,7 +44,7 @@ SETUP_SH = f"""#!/usr/bin/env bash
 set -euo pipefail
 cd /autograder/source
 apt-get update
-apt-get install -y --no-install-recommends python3-pip util-linux
+apt-get install -y --no-install-recommends python3-pip util-linux libseccomp2
 # Ubuntu 22.04's Python is 3.10; it only runs uv (pinned), which installs a pinned standalone
 # CPython 3.11 for the grader: no PPA. Not under /root (uv's default), which the unprivileged
 # user that runs the students' code could not read.

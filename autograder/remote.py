@@ -26,7 +26,7 @@ from autograder.sandbox import Limits, WorkerProcess
 # student code runs then, so it counts against no budget.
 STARTUP_SECONDS = 60.0
 MAX_MESSAGE_CHARS = 8000  # of an exception's message or traceback from the student's code
-WORKER_INFO_KEYS = ("pid", "python", "torch", "cuda", "cuda_available")
+WORKER_INFO_KEYS = ("pid", "python", "torch", "cuda", "cuda_available", "seccomp")
 
 
 def plain_worker_info(answer: Any) -> dict:

@@ -35,8 +35,9 @@ MAX_ERROR_CHARS = 4000
 
 
 class WorkerServer:
-    def __init__(self, generation: int = 0, submission_root: Path | None = None):
+    def __init__(self, generation: int = 0, submission_root: Path | None = None, seccomp: str = "not applied"):
         self.generation = generation
+        self.seccomp = seccomp  # the system-call filter's state, for the results (autograder/syscalls.py)
         self.objects: dict[int, Any] = {}
         self._next_id = 1
         self.submission_root = (submission_root or Path.cwd()).resolve()
@@ -127,7 +128,7 @@ class WorkerServer:
     def op_hello(self) -> dict:
         return {
             "pid": os.getpid(), "python": sys.version.split()[0], "torch": torch.__version__,
-            "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
+            "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(), "seccomp": self.seccomp,
         }
 
     def op_load(self, path: str, module_name: str) -> Any:
@@ -366,11 +367,15 @@ def main(argv: list[str] | None = None) -> None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     _apply_limits(opts.memory_mb, opts.max_file_mb)
+    from autograder.syscalls import restrict_syscalls
+
+    # Before Landlock: libseccomp is found through ldconfig, which Landlock would leave unreadable.
+    seccomp = restrict_syscalls()
     if opts.landlock:
         _apply_landlock()
     requests = Connection(opts.fd_in, writable=False)
     responses = Connection(opts.fd_out, readable=False)
-    server = WorkerServer(generation=opts.generation, submission_root=Path.cwd())
+    server = WorkerServer(generation=opts.generation, submission_root=Path.cwd(), seccomp=seccomp)
     # The student's folder goes on sys.path only now, after torch and the engine are imported,
     # so a submission file named torch.py or numpy.py cannot shadow them here.
     sys.path.insert(0, str(server.submission_root))

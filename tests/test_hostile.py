@@ -138,10 +138,83 @@ OUTLIVES_ITS_GRADING_UNTAGGED = OUTLIVES_ITS_GRADING.replace("start_new_session=
                                                              "start_new_session=True, env={},")
 
 
-def _grade(tmp_path, source: str):
+# System calls that would undo part of the sandbox or reach rarely used kernel code, tried from the
+# student's code with ctypes (autograder/syscalls.py refuses them).
+SYSTEM_CALLS = '''
+import ctypes, os
+import pyseccomp
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER, SIGCHLD, PTRACE_ATTACH = 0x10000000, 17, 16
+
+def number(name):
+    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+
+def outcome(result):
+    return "ok" if result >= 0 else os.strerror(ctypes.get_errno())
+
+def clone_into_a_user_namespace():
+    pid = libc.syscall(number("clone"), CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+    return outcome(pid)
+
+def trace_a_child():
+    pid = os.fork()
+    if pid == 0:
+        import time
+        time.sleep(30)
+        os._exit(0)
+    try:
+        return outcome(libc.ptrace(PTRACE_ATTACH, pid, 0, 0))
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+def read_own_memory_as_another_process_would():
+    buffer = ctypes.create_string_buffer(b"secret")
+    local = (ctypes.c_void_p * 2)(ctypes.cast(ctypes.create_string_buffer(6), ctypes.c_void_p), 6)
+    remote = (ctypes.c_void_p * 2)(ctypes.cast(buffer, ctypes.c_void_p), 6)
+    return outcome(libc.process_vm_readv(os.getpid(), local, 1, remote, 1, 0))
+
+def attack():
+    return {
+        "clone_into_a_user_namespace": clone_into_a_user_namespace(),  # before unshare changes the namespace
+        "unshare_user_namespace": outcome(libc.unshare(CLONE_NEWUSER)),
+        "ptrace": trace_a_child(),
+        "process_vm_readv": read_own_memory_as_another_process_would(),
+        "io_uring_setup": outcome(libc.syscall(number("io_uring_setup"), 1, ctypes.create_string_buffer(120))),
+    }
+
+def honest():
+    return 2
+'''
+
+SYSTEM_CALL_TESTS = '''
+import pytest
+
+DENIED = "Operation not permitted"
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_attack(sub):
+    report = sub.attack()
+    assert report == {"unshare_user_namespace": DENIED, "clone_into_a_user_namespace": DENIED, "ptrace": DENIED,
+                      "process_vm_readv": DENIED, "io_uring_setup": DENIED}, report
+
+@pytest.mark.points(1)
+@pytest.mark.public
+def test_after(sub):
+    assert sub.honest() == 2
+'''
+
+
+def _grade(tmp_path, source: str, grading_tests: str = GRADING_TESTS):
     tests = tmp_path / "grading_tests"
     tests.mkdir()
-    (tests / "test_grading.py").write_text(GRADING_TESTS)
+    (tests / "test_grading.py").write_text(grading_tests)
     (tmp_path / "student.py").write_text(textwrap.dedent(source))
     started = time.monotonic()
     result = grade_submission(load_config("autoencoder"), tmp_path / "student.py", tmp_path / "out", device="cpu",
@@ -194,3 +267,30 @@ def test_nothing_a_submission_starts_outlives_its_grading(tmp_path, monkeypatch,
         except OSError:
             continue
     assert not survivors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["root", "user", "landlock", "none"])
+def test_system_calls_that_undo_the_sandbox_are_refused(tmp_path, monkeypatch, mode):
+    """In every mode the worker's seccomp filter refuses new user namespaces (where a process would
+    get back every capability the namespace modes drop), tracing, reading another process's memory
+    and io_uring; results.json records that the filter was on."""
+    if mode != "none" and not sandbox._mode_works(mode):
+        pytest.skip(f"this machine cannot start workers in {mode} namespaces")
+    monkeypatch.setenv(sandbox.SANDBOX_ENV, mode)
+    result, _ = _grade(tmp_path, SYSTEM_CALLS, SYSTEM_CALL_TESTS)
+    tests = {t.name: t for t in result.tests}
+    assert tests["test_attack"].status == "passed", tests["test_attack"].output
+    assert result.score == 2
+    assert result.versions["worker"]["seccomp"] == "on"
+
+
+def test_without_libseccomp_the_worker_runs_and_says_so(monkeypatch):
+    """A machine without libseccomp (pyseccomp cannot load it) grades without the filter; the
+    results say so instead of the worker failing to start."""
+    import sys
+
+    from autograder.syscalls import restrict_syscalls
+
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # import fails, as on such a machine
+    assert restrict_syscalls().startswith("unavailable: ")
