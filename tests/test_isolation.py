@@ -63,8 +63,13 @@ def double(x):
 def slow():
     return 1
 def peek():
-    seen = [name for folder in (".", "..") for name in os.listdir(folder)
-            if "raw-results" in name or name.startswith(("test_grading", "grader-"))]
+    seen = []
+    for folder in (".", ".."):
+        try:
+            names = os.listdir(folder)
+        except PermissionError:  # Landlock: the parent folder cannot even be listed
+            continue
+        seen += [name for name in names if "raw-results" in name or name.startswith(("test_grading", "grader-"))]
     seen += [k for k in os.environ if "SECRET" in k]
     return seen
 '''
