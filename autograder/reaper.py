@@ -28,6 +28,8 @@ import signal
 import sys
 import time
 
+from autograder.procfs import process_stats
+
 _PR_SET_CHILD_SUBREAPER = 36
 # How long the reaper keeps killing what it adopted (a process may fork while it is being killed;
 # each round kills the current children, and their children become the reaper's in turn). A fork
@@ -42,20 +44,9 @@ def become_subreaper() -> bool:
 
 
 def children() -> list[int]:
-    """This process's children, read from /proc (field 4 of /proc/PID/stat is the parent; the
-    command name before it may hold spaces and parentheses, hence the split on the last ')')."""
-    me, found = os.getpid(), []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 1 and int(fields[1]) == me:
-            found.append(int(name))
-    return found
+    """This process's children (field 2 after the command name in /proc/PID/stat is the parent)."""
+    me = os.getpid()
+    return [pid for pid, fields in process_stats() if len(fields) > 1 and fields[1] == str(me)]
 
 
 def end_all_children(seconds: float = CLEANUP_SECONDS) -> None:

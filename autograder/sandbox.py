@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from autograder import reaper
+from autograder.procfs import process_stats
 from autograder.errors import SandboxError, WorkerCrashed, WorkerTimeout
 
 # The largest answer the grader accepts from a worker (tensors included), and how long an answer,
@@ -53,17 +54,9 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def _group_stats(pgid: int):
     """(pid, /proc/<pid>/stat fields after the command name) of every process in group ``pgid``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+    for pid, fields in process_stats():  # state ppid pgrp ...
         if len(fields) > 14 and fields[2].isdigit() and int(fields[2]) == pgid:
-            yield int(entry), fields
+            yield pid, fields
 
 
 def group_pids(pgid: int) -> list[int]:
