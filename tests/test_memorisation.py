@@ -12,6 +12,13 @@ Likewise the segmentation training test evaluates on held-out scenes drawn with 
 worker can import: a "U-Net" that returns the mask of the nearest course scene got a mean IoU of
 1.0 on those (4 points); it now fails.
 
+Not yet covered: the colorization training test evaluates on load_crops()'s held-out crops, tiles
+of scikit-learn's photos, and a `colorize` that returns the course tile whose colours match the
+hints gets 0.00-0.04 of hint propagation's L1 (the test asks for at most 0.95 of it). The test
+below that says the lookup fails reports an expected failure (xfail) while it passes, and passes
+the day the gap is closed. README, "Security model", says what was measured and why photos the
+worker cannot read did not close it yet.
+
 These submissions read no file of the grader's, so the sandbox mode does not matter: they are
 graded in the strongest one.
 """
@@ -141,3 +148,79 @@ def test_a_lookup_of_the_course_scenes_fails_the_segmentation_training_test(tmp_
     test = next(t for t in result.tests if t.name == "test_training_reaches_miou")
     # It fails on the measure itself (the lookup runs and answers), not on a crash.
     assert test.status == "failed" and "held-out mean IoU" in test.output, f"{test.status}\n{test.output[-2000:]}"
+
+
+TILE_LOOKUP = '''
+
+# -- Everything below replaces learning by a lookup in the course's photo crops ----------------------
+from assignments.colorization.data import load_crops as _load_crops
+
+_COURSE_TILES = torch.cat(_load_crops())
+
+
+def _nearest_course_tiles(hints):
+    """For each hint map, the course tile whose 4x4-pooled colours match the strokes best."""
+    pooled = F.avg_pool2d(_COURSE_TILES, 4)  # (T, 3, 8, 8), the resolution of the hints
+    colours, mask = hints[:, None, :3].cpu(), hints[:, None, 3:].cpu()  # (B, 1, ., 8, 8)
+    distance = ((pooled[None] - colours).abs() * mask).sum(dim=(2, 3, 4))  # (B, T)
+    return _COURSE_TILES[distance.argmin(dim=1)]
+
+
+def train_colorizer(images, steps=400, batch_size=16, device="cpu", seed=0):
+    return Generator().eval()
+
+
+@torch.no_grad()
+def colorize(generator, lineart, hints, refine_mask=None):
+    return _nearest_course_tiles(hints).to(hints.device)
+'''
+
+
+def _colorization_hidden_tests():
+    """grading_tests/colorization/test_hidden.py as a module of its own name (other assignments have a test_hidden too)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colorization_hidden", ROOT / "grading_tests/colorization/test_hidden.py")
+    hidden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hidden)
+    return hidden
+
+
+def _course_tile_lookup():
+    namespace = {}
+    exec("import torch\nimport torch.nn.functional as F\nGenerator = None\n" + textwrap.dedent(TILE_LOOKUP), namespace)
+    return namespace["colorize"]
+
+
+def test_the_tile_lookup_finds_the_course_held_out_crops():
+    """What the lookup does on the course's held-out crops, which the hidden training test evaluates
+    on: far better than any model (the reference gets 0.74-0.84 of propagation's L1)."""
+    import torch
+
+    hidden = _colorization_hidden_tests()
+    from assignments.colorization.data import load_crops
+    from assignments.colorization.models import hint_propagation_baseline
+
+    held_out = load_crops()[1].repeat(hidden.HINT_DRAWS, 1, 1, 1)
+    rng = torch.Generator().manual_seed(0)
+    hints = torch.stack([hidden.grader_hints(image, 10, rng) for image in held_out])
+    looked_up = _course_tile_lookup()(None, None, hints)
+    l1 = (looked_up - held_out).abs().mean().item()
+    l1_propagation = (hint_propagation_baseline(hints, (32, 32)) - held_out).abs().mean().item()
+    assert l1 < 0.1 * l1_propagation, f"the lookup got {l1 / l1_propagation:.3f} of propagation's L1"
+
+
+@pytest.mark.slow
+def test_a_lookup_of_the_course_crops_fails_the_colorization_training_test(tmp_path):
+    reference = (ROOT / "solutions/colorization/colorize.py").read_text()
+    source = tmp_path / "colorize.py"
+    source.write_text(reference + textwrap.dedent(TILE_LOOKUP))
+    result = grade_submission(load_config("colorization"), source, tmp_path / "out", device="cpu")
+    test = next(t for t in result.tests if t.name == "test_training_beats_the_baselines")
+    assert test.status in ("passed", "failed"), f"the lookup did not run: {test.status}\n{test.output[-2000:]}"
+    if test.status == "passed":
+        pytest.xfail("known gap (README, Security model): the colorization training test evaluates on crops the "
+                     "worker can import, and the lookup passes it")
+    # It fails on the measure itself (the lookup runs and answers), not on a crash.
+    assert "held-out L1" in test.output, test.output[-2000:]
+
