@@ -17,11 +17,14 @@ from autograder.checks import expect_close, expect_parameter_grads, expect_scala
 
 TRAIN_STEPS = 400  # the handout's budget: about 20 s on one CPU thread
 HINT_DRAWS = 3  # the held-out crops are evaluated with 3 independent draws of the grader's hints
-# Reference solution, grading seeds 0-9 (grading_tests/colorization/calibrate.py): held-out L1 /
-# hint-propagation L1 = 0.74-0.84, PSNR gain +2.5 to +3.7 dB; with one hint draw instead of 3 the
-# ratio spread to 0.70-0.91, hence HINT_DRAWS. A generator that ignores the hints cannot beat
-# propagation (tests/test_colorization_examples.py).
-MAX_L1_OVER_PROPAGATION = 0.95
+# Reference solution (grading_tests/colorization/calibrate.py): held-out L1 / hint-propagation L1 =
+# 0.74-0.84 on grading seeds 0-9, but 0.66-0.97 on seeds 10-29, where 3 of 20 runs (seeds 15, 25,
+# 28: 0.953, 0.971, 0.961) land above the 0.95 this bar used to be; PSNR gain +1.49 dB at worst
+# (seed 25), +2.5 to +4.5 dB on most seeds. So the bar is propagation itself: a trained colorizer is
+# never worse than a blur of the strokes in L1, and 1 dB better in PSNR. With one hint draw instead
+# of 3 the ratio spread to 0.70-0.91 on seeds 0-9, hence HINT_DRAWS. A generator that ignores the hints is far behind
+# propagation (examples/colorization/mutants.toml, bad_generator_ignores_hints_notebook).
+MAX_L1_OVER_PROPAGATION = 1.0
 MIN_PSNR_GAIN_DB = 1.0
 MIN_LINEART_AGREEMENT = 0.97  # share of pixels equal to the reference xDoG (reference: 1.0)
 
@@ -346,7 +349,7 @@ def test_train_colorizer_returns_the_generator_in_eval_mode(sub, worker, crops):
 @pytest.mark.budget(90)
 def test_training_beats_the_baselines(sub, crops, grading_seed, attach_images):
     """train_colorizer(train crops, steps=400) gives a generator that, on the 20 held-out crops
-    (each with 3 draws of the grader's hints), beats hint propagation by 5% in L1 and 1 dB in PSNR, and beats a
+    (each with 3 draws of the grader's hints), is no worse than hint propagation in L1, beats it by 1 dB in PSNR, and beats a
     flat gray image."""
     train, held_out = crops
     generator = sub.train_colorizer(train, steps=TRAIN_STEPS, seed=grading_seed)
@@ -368,6 +371,6 @@ def test_training_beats_the_baselines(sub, crops, grading_seed, attach_images):
     assert l1 < l1_flat, f"held-out L1 {l1:.4f} is no better than a flat gray image ({l1_flat:.4f}): the generator did not learn."
     assert l1 <= MAX_L1_OVER_PROPAGATION * l1_propagation, (
         f"held-out L1 {l1:.4f}; spreading the hint colours with a blur gives {l1_propagation:.4f}, and a trained "
-        f"colorizer should reach {MAX_L1_OVER_PROPAGATION} x that. Is the L1 term weighted enough, are hints used?")
+        f"colorizer should do at least as well. Is the L1 term weighted enough, are hints used?")
     assert gain >= MIN_PSNR_GAIN_DB, (
         f"held-out PSNR is {gain:+.2f} dB from hint propagation's; expected at least +{MIN_PSNR_GAIN_DB} dB.")
