@@ -15,7 +15,7 @@ from assignments.colorization.data import load_crops, to_gray
 from assignments.colorization.models import flat_gray_baseline, hint_propagation_baseline, make_critic
 from autograder.checks import expect_close, expect_parameter_grads, expect_scalar, expect_scalar_close, expect_tensor
 
-TRAIN_STEPS = 400  # the handout's budget: about 20 s on one CPU thread
+TRAIN_STEPS = 400  # the handout's budget: about 20 s on one quiet CPU thread (see the test's budget)
 HINT_DRAWS = 3  # the held-out crops are evaluated with 3 independent draws of the grader's hints
 # Reference solution (grading_tests/colorization/calibrate.py): held-out L1 / hint-propagation L1 =
 # 0.74-0.84 on grading seeds 0-9, but 0.66-0.97 on seeds 10-29, where 3 of 20 runs (seeds 15, 25,
@@ -346,7 +346,9 @@ def test_train_colorizer_returns_the_generator_in_eval_mode(sub, worker, crops):
 
 @pytest.mark.points(4)
 @pytest.mark.hidden
-@pytest.mark.budget(90)
+# CPU seconds, not 90: on a 2-vCPU machine whose vCPUs share a core, grading 2 submissions at once, the
+# reference's 400 steps took more than 90 s of CPU time (CI, 2026-12-04; 0.53 s a step under load).
+@pytest.mark.budget(360)
 def test_training_beats_the_baselines(sub, crops, grading_seed, attach_images):
     """train_colorizer(train crops, steps=400) gives a generator that, on the 20 held-out crops
     (each with 3 draws of the grader's hints), is no worse than hint propagation in L1, beats it by 1 dB in PSNR, and beats a
