@@ -346,8 +346,8 @@ def test_train_colorizer_returns_the_generator_in_eval_mode(sub, worker, crops):
 
 @pytest.mark.points(4)
 @pytest.mark.hidden
-# CPU seconds, not 90: on a 2-vCPU machine whose vCPUs share a core, grading 2 submissions at once, the
-# reference's 400 steps took more than 90 s of CPU time (CI, 2026-12-04; 0.53 s a step under load).
+# CPU seconds, not 90: on a 2-vCPU virtual machine grading 2 submissions at once, the reference's 400
+# steps took more than 90 s of CPU time (CI, 2026-12-04; 0.53 s a step under load, ~0.05 s quiet).
 @pytest.mark.budget(360)
 def test_training_beats_the_baselines(sub, crops, grading_seed, attach_images):
     """train_colorizer(train crops, steps=400) gives a generator that, on the 20 held-out crops
