@@ -33,6 +33,13 @@ from autograder.grading import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def _grade_the_reference_with(assignment, module_file, appended, tmp_path):
+    """Grade the reference solution with `appended` (the lookup) added at its end, as a student's file."""
+    source = tmp_path / module_file
+    source.write_text((ROOT / "solutions" / assignment / module_file).read_text() + textwrap.dedent(appended))
+    return grade_submission(load_config(assignment), source, tmp_path / "out", device="cpu")
+
 LOOKUP_TABLE = '''
 
 # -- Everything below replaces learning by a lookup in the course's data ---------------------------
@@ -94,10 +101,7 @@ LEARNING_TESTS = ("test_training_reaches_pca_baseline", "test_denoising_beats_th
 
 @pytest.mark.slow
 def test_a_lookup_table_of_the_course_digits_scores_nothing_on_the_learning_tests(tmp_path):
-    reference = (ROOT / "solutions/autoencoder/autoencoder.py").read_text()
-    source = tmp_path / "autoencoder.py"
-    source.write_text(reference + textwrap.dedent(LOOKUP_TABLE))
-    result = grade_submission(load_config("autoencoder"), source, tmp_path / "out", device="cpu")
+    result = _grade_the_reference_with("autoencoder", "autoencoder.py", LOOKUP_TABLE, tmp_path)
     tests = {t.name: t for t in result.tests}
     for name in LEARNING_TESTS:
         assert tests[name].status == "failed", f"{name}: {tests[name].status}\n{tests[name].output[-2000:]}"
@@ -141,10 +145,7 @@ def train_unet(model, images, masks, *, loss="ce", epochs=10, batch_size=16, lr=
 
 @pytest.mark.slow
 def test_a_lookup_of_the_course_scenes_fails_the_segmentation_training_test(tmp_path):
-    reference = (ROOT / "solutions/segmentation/unet.py").read_text()
-    source = tmp_path / "unet.py"
-    source.write_text(reference + textwrap.dedent(SCENE_LOOKUP))
-    result = grade_submission(load_config("segmentation"), source, tmp_path / "out", device="cpu")
+    result = _grade_the_reference_with("segmentation", "unet.py", SCENE_LOOKUP, tmp_path)
     test = next(t for t in result.tests if t.name == "test_training_reaches_miou")
     # It fails on the measure itself (the lookup runs and answers), not on a crash.
     assert test.status == "failed" and "held-out mean IoU" in test.output, f"{test.status}\n{test.output[-2000:]}"
@@ -212,10 +213,7 @@ def test_the_tile_lookup_finds_the_course_held_out_crops():
 
 @pytest.mark.slow
 def test_a_lookup_of_the_course_crops_fails_the_colorization_training_test(tmp_path):
-    reference = (ROOT / "solutions/colorization/colorize.py").read_text()
-    source = tmp_path / "colorize.py"
-    source.write_text(reference + textwrap.dedent(TILE_LOOKUP))
-    result = grade_submission(load_config("colorization"), source, tmp_path / "out", device="cpu")
+    result = _grade_the_reference_with("colorization", "colorize.py", TILE_LOOKUP, tmp_path)
     test = next(t for t in result.tests if t.name == "test_training_beats_the_baselines")
     assert test.status in ("passed", "failed"), f"the lookup did not run: {test.status}\n{test.output[-2000:]}"
     if test.status == "passed":
