@@ -81,3 +81,24 @@ def check_reproduction():
         assert abs(float(match.group(1)) - pinned_value) <= tolerance, printed
 
     return check
+
+
+@pytest.fixture(scope="session")
+def hidden_tests():
+    """hidden_tests(assignment) -> grading_tests/<assignment>/test_hidden.py imported as a module of
+    its own name (every assignment has a test_hidden), to call its helpers or test functions."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    modules = {}
+
+    def load(assignment: str):
+        if assignment not in modules:
+            spec = importlib.util.spec_from_file_location(f"{assignment}_hidden",
+                                                          root / "grading_tests" / assignment / "test_hidden.py")
+            modules[assignment] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(modules[assignment])
+        return modules[assignment]
+
+    return load

@@ -177,28 +177,18 @@ def colorize(generator, lineart, hints, refine_mask=None):
 '''
 
 
-def _colorization_hidden_tests():
-    """grading_tests/colorization/test_hidden.py as a module of its own name (other assignments have a test_hidden too)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("colorization_hidden", ROOT / "grading_tests/colorization/test_hidden.py")
-    hidden = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hidden)
-    return hidden
-
-
 def _course_tile_lookup():
     namespace = {}
     exec("import torch\nimport torch.nn.functional as F\nGenerator = None\n" + textwrap.dedent(TILE_LOOKUP), namespace)
     return namespace["colorize"]
 
 
-def test_the_tile_lookup_finds_the_course_held_out_crops():
+def test_the_tile_lookup_finds_the_course_held_out_crops(hidden_tests):
     """What the lookup does on the course's held-out crops, which the hidden training test evaluates
     on: far better than any model (the reference gets 0.66-0.97 of propagation's L1)."""
     import torch
 
-    hidden = _colorization_hidden_tests()
+    hidden = hidden_tests("colorization")
     from assignments.colorization.data import load_crops
     from assignments.colorization.models import hint_propagation_baseline
 
