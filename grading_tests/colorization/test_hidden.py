@@ -26,6 +26,16 @@ HINT_DRAWS = 3  # the held-out crops are evaluated with 3 independent draws of t
 # propagation (examples/colorization/mutants.toml, bad_generator_ignores_hints_notebook).
 MAX_L1_OVER_PROPAGATION = 1.0
 MIN_PSNR_GAIN_DB = 1.0
+# One run is one draw of a random outcome, and a correct solution written from the handout alone
+# misses the bars on some seeds: examples/colorization/correct/student_notebook.ipynb got 1.220 and
+# +0.66 dB at seed 11, its only miss in 19 first runs measured (seeds 0-15, 25, 27, 28; 0.980 at
+# seed 3, 0.999 at seed 25, 0.73-0.91 elsewhere), and 0.799 on its second run there (seed 1011).
+# So a run that misses is followed by another one with another training seed (grading seed + 1000
+# * run, as the reinforcement agents do), up to TRAINING_RUNS runs, and one run must clear every
+# bar. A correct solution's misses are independent from run to run (about 1 run in 20 here: 3 runs
+# leave ~1e-4), while a broken one misses every time (ignoring the hints: 2.43 and -6.12 dB). The
+# runs after a miss cost time only for submissions that miss.
+TRAINING_RUNS = 3
 MIN_LINEART_AGREEMENT = 0.97  # share of pixels equal to the reference xDoG (reference: 1.0)
 
 
@@ -344,35 +354,55 @@ def test_train_colorizer_returns_the_generator_in_eval_mode(sub, worker, crops):
         "generator.eval().")
 
 
+def training_seed(grading_seed: int, run: int) -> int:
+    return grading_seed + 1000 * run
+
+
 @pytest.mark.points(4)
 @pytest.mark.hidden
-# CPU seconds, not 90: on a 2-vCPU virtual machine grading 2 submissions at once, the reference's 400
-# steps took more than 90 s of CPU time (CI, 2026-12-04; 0.53 s a step under load, ~0.05 s quiet).
-@pytest.mark.budget(360)
+# CPU seconds for up to TRAINING_RUNS runs. Not 90 a run: on a 2-vCPU virtual machine grading 2
+# submissions at once, the reference's 400 steps took more than 90 s of CPU time (CI, 2026-12-04;
+# 0.53 s a step under load, ~0.05 s quiet).
+@pytest.mark.budget(1080)
 def test_training_beats_the_baselines(sub, crops, grading_seed, attach_images):
     """train_colorizer(train crops, steps=400) gives a generator that, on the 20 held-out crops
-    (each with 3 draws of the grader's hints), is no worse than hint propagation in L1, beats it by 1 dB in PSNR, and beats a
-    flat gray image."""
+    (each with 3 draws of the grader's hints), is no worse than hint propagation in L1, beats it by
+    1 dB in PSNR, and beats a flat gray image. A run that misses is followed by another one with
+    another training seed, up to 3 runs: one of them must clear every bar."""
     train, held_out = crops
-    generator = sub.train_colorizer(train, steps=TRAIN_STEPS, seed=grading_seed)
     held_out = held_out.repeat(HINT_DRAWS, 1, 1, 1)  # each crop with several hint draws: steadier
     lineart = torch.stack([reference_xdog(to_gray(image)) for image in held_out])[:, None]
-    rng = torch.Generator().manual_seed(grading_seed)
-    hints = torch.stack([grader_hints(image, 10, rng) for image in held_out])
-    output = expect_tensor(sub.colorize(generator, lineart, hints), "colorize(trained generator, held-out lineart, hints)",
-                           shape=tuple(held_out.shape))
-    attach_images("held-out crops: lineart, hints, your colours, target",
-                  torch.cat([lineart.expand(-1, 3, -1, -1)[:8], F.interpolate(hints[:8, :3], size=(32, 32)),
-                             output[:8].clamp(0, 1), held_out[:8]]), nrow=8)
+    misses = []
+    for run in range(TRAINING_RUNS):
+        seed = training_seed(grading_seed, run)
+        generator = sub.train_colorizer(train, steps=TRAIN_STEPS, seed=seed)
+        rng = torch.Generator().manual_seed(seed)
+        hints = torch.stack([grader_hints(image, 10, rng) for image in held_out])
+        output = expect_tensor(sub.colorize(generator, lineart, hints),
+                               "colorize(trained generator, held-out lineart, hints)", shape=tuple(held_out.shape))
+        miss = missed_bars(output, held_out, lineart, hints)
+        attach_images(f"run {run + 1} (training seed {seed}), held-out crops: lineart, hints, your colours, target",
+                      torch.cat([lineart.expand(-1, 3, -1, -1)[:8], F.interpolate(hints[:8, :3], size=(32, 32)),
+                                 output[:8].clamp(0, 1), held_out[:8]]), nrow=8)
+        if miss is None:
+            return
+        misses.append(f"run {run + 1} (training seed {seed}): {miss}")
+    raise AssertionError(f"none of {TRAINING_RUNS} training runs cleared the bars. " + "; ".join(misses)
+                         + ". Is the L1 term weighted enough, are the hints used?")
+
+
+def missed_bars(output: torch.Tensor, held_out: torch.Tensor, lineart: torch.Tensor, hints: torch.Tensor) -> str | None:
+    """The first bar a run's held-out colours miss, in words; None when they clear them all."""
     propagated = hint_propagation_baseline(hints, (32, 32))
-    l1 = (output - held_out).abs().mean().item()
+    l1 = expect_scalar((output - held_out).abs().mean(), "held-out L1")
     l1_propagation = (propagated - held_out).abs().mean().item()
     l1_flat = (flat_gray_baseline(lineart) - held_out).abs().mean().item()
     gain = psnr(output, held_out) - psnr(propagated, held_out)
-    expect_scalar(l1, "held-out L1")
-    assert l1 < l1_flat, f"held-out L1 {l1:.4f} is no better than a flat gray image ({l1_flat:.4f}): the generator did not learn."
-    assert l1 <= MAX_L1_OVER_PROPAGATION * l1_propagation, (
-        f"held-out L1 {l1:.4f}; spreading the hint colours with a blur gives {l1_propagation:.4f}, and a trained "
-        f"colorizer should do at least as well. Is the L1 term weighted enough, are hints used?")
-    assert gain >= MIN_PSNR_GAIN_DB, (
-        f"held-out PSNR is {gain:+.2f} dB from hint propagation's; expected at least +{MIN_PSNR_GAIN_DB} dB.")
+    if not l1 < l1_flat:
+        return f"held-out L1 {l1:.4f} is no better than a flat gray image ({l1_flat:.4f}): the generator did not learn"
+    if not l1 <= MAX_L1_OVER_PROPAGATION * l1_propagation:
+        return (f"held-out L1 {l1:.4f}, while spreading the hint colours with a blur gives {l1_propagation:.4f}; a "
+                "trained colorizer should do at least as well")
+    if not gain >= MIN_PSNR_GAIN_DB:
+        return f"held-out PSNR is {gain:+.2f} dB from hint propagation's; expected at least +{MIN_PSNR_GAIN_DB} dB"
+    return None
