@@ -43,7 +43,8 @@ def _install(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The project's test suite: engine, templates, and every assignment's known submissions."""
     _install(session)
-    session.run("pytest", "tests", *session.posargs)
+    # The 25 slowest tests at the end of the log: where CI time goes, on whatever machine runs it.
+    session.run("pytest", "tests", "--durations=25", *session.posargs)
 
 
 @nox.session
