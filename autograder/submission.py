@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import shutil
 import stat
+import sys
+import types
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +85,22 @@ def notebook_to_script(text: str, name: str = "notebook") -> tuple[str, list[str
     if skipped:
         notes.append(f"{skipped} cell(s) tagged to skip were left out")
     return "\n\n".join(parts) + "\n", notes
+
+
+def load_trusted_solution(path: Path, name: str | None = None):
+    """An instructor's own solution file (.py, or .ipynb through ``notebook_to_script``) imported
+    into this process as a module, for calibration scripts that measure a solution the way a hidden
+    test does. Runs the file's top-level code here: never for students' submissions, which only
+    ever run in a worker."""
+    path = Path(path)
+    source = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        source = notebook_to_script(source, path.name)[0]
+    module = types.ModuleType(name or path.stem)
+    module.__file__ = str(path)
+    sys.modules[module.__name__] = module  # dataclasses and pickle look their module up there
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return module
 
 
 def notebook_cell_of_line(script: str, line: int) -> tuple[int, int] | None:

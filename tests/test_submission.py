@@ -138,3 +138,19 @@ def test_local_pytest_uses_the_same_rule(tmp_path):
     (tmp_path / "a.ipynb").write_text(make_notebook(f"def f():\n    {STUB}\n"))
     chosen, note = choose_entry([tmp_path / "a.py", tmp_path / "a.ipynb"])  # untouched template: the notebook
     assert chosen.name == "a.ipynb" and "a.py was ignored" in note
+
+
+def test_calibration_scripts_load_a_trusted_notebook_or_script(tmp_path):
+    """load_trusted_solution (instructors' calibration scripts only) imports a notebook the way the
+    grader converts it (magics dropped, skip-tagged cells left out) and a script; dataclasses work."""
+    from autograder.submission import load_trusted_solution
+
+    notebook = tmp_path / "solution.ipynb"
+    notebook.write_text(make_notebook("%matplotlib inline\nfrom dataclasses import dataclass",
+                                      "@dataclass\nclass Point:\n    x: int\n\ndef double(p):\n    return Point(2 * p.x)",
+                                      ("raise RuntimeError('a skipped cell ran')", ["skip"])))
+    module = load_trusted_solution(notebook, "calibrated_notebook")
+    assert module.double(module.Point(3)) == module.Point(6)
+    script = tmp_path / "solution.py"
+    script.write_text("VALUE = 41 + 1\n")
+    assert load_trusted_solution(script).VALUE == 42

@@ -10,7 +10,6 @@ in this process, so only for trusted files.
 """
 
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -22,22 +21,13 @@ from test_hidden import HINT_DRAWS, TRAIN_STEPS, grader_hints, psnr, reference_x
 
 from assignments.colorization.data import load_crops, to_gray  # noqa: E402
 from assignments.colorization.models import hint_propagation_baseline  # noqa: E402
-from autograder.submission import notebook_to_script  # noqa: E402
-
-
-def load_solution(path: Path) -> types.ModuleType:
-    source = path.read_text()
-    if path.suffix == ".ipynb":
-        source = notebook_to_script(source)[0]
-    module = types.ModuleType(path.stem)
-    exec(compile(source, str(path), "exec"), module.__dict__)
-    return module
+from autograder.submission import load_trusted_solution  # noqa: E402
 
 
 args = sys.argv[1:]
 if "--submission" in args:
     at = args.index("--submission")
-    solution, name = load_solution(Path(args[at + 1])), Path(args[at + 1]).stem
+    solution, name = load_trusted_solution(Path(args[at + 1])), Path(args[at + 1]).stem
     del args[at:at + 2]
 else:
     import colorize as solution  # noqa: E402
