@@ -21,6 +21,7 @@ from assignments.segmentation.data import NUM_CLASSES, fine_detail_task, load_sp
 from assignments.segmentation.probe import tag_images
 from autograder.checks import expect_close, expect_scalar, expect_scalar_close, expect_tensor
 from autograder.errors import StudentCodeError
+from autograder.worker import seed_everything
 
 # The training test: UNet(1, 3, 16, 3), 6 epochs of cross-entropy on the 400 training scenes in
 # mini-batches of 16 at lr 1e-3 (about 20 s on one quiet CPU thread, 40-85 s on a loaded one).
@@ -33,6 +34,16 @@ from autograder.errors import StudentCodeError
 # 0.625); batches of 16 at lr 3e-3 still dropped to 0.741 on seed 6.
 CPU_PROFILE = {"model": {"base_channels": 16, "depth": 3}, "training": {"epochs": 6, "batch_size": 16, "lr": 1e-3}}
 MIN_HELD_OUT_MIOU = 0.70
+# Correct solutions written from the handout alone still leave a class unlearned on some seeds:
+# examples/segmentation/correct/student_notebook.ipynb got 0.576 at grading seed 9 (the ones at
+# 0.256 IoU), 0.86-0.92 on seeds 0-8; explicit_modules 0.877-0.922 and sequential_vectorised
+# 0.854-0.928 on seeds 0-9 (calibrate.py --submission). So a run that misses the bar is followed by
+# another one, reseeded in both processes with grading seed + 1000 * run, up to TRAINING_RUNS runs,
+# and one run must reach it. A run below the best global intensity threshold (0.491) learned
+# nothing a threshold cannot do: that is not bad luck, and it ends the test without more runs
+# (no skip connection: 0.361; the notebook's unlucky run lost one class of three, not two).
+TRAINING_RUNS = 3
+NOT_LEARNING_MIOU = 0.491
 # The CUDA test: a wider U-Net trained twice as long (seconds on a GPU, minutes on one CPU thread).
 # Not calibrated on a GPU (none was available): it asks for the CPU profile's threshold, which a
 # network twice as wide trained twice as long with the same optimiser should clear at least as
@@ -353,16 +364,49 @@ def test_training_shuffles_images_masks_and_weights_together(sub, worker, device
                                      "shuffled with their images (put them in the same TensorDataset).")
 
 
+def training_seed(grading_seed: int, run: int) -> int:
+    return grading_seed + 1000 * run
+
+
 @pytest.mark.points(4)
 @pytest.mark.hidden
-@pytest.mark.budget(120)
-def test_training_reaches_miou(sub, device, scenes, attach_images):
+@pytest.mark.budget(360)  # CPU seconds for up to TRAINING_RUNS runs (about 20 s each on a quiet thread)
+def test_training_reaches_miou(sub, worker, device, scenes, grading_seed, attach_images):
     """train_unet(UNet(1, 3, base_channels=16, depth=3), 400 training scenes, loss="ce", epochs=6,
     batch_size=16, lr=1e-3, device=the grader's device) returns 6 epoch
     losses, leaves the model on that device, and reaches a held-out mean IoU of at
     least 0.70 on the 200 held-out scenes (background everywhere gives 0.31, the best intensity
-    threshold 0.49)."""
+    threshold 0.49). A run that misses is followed by another one with another seed, up to 3 runs,
+    unless it did no better than the intensity threshold."""
     (x_train, y_train, _), (x_test, y_test, _) = scenes
+    misses = []
+    for run in range(TRAINING_RUNS):
+        seed = training_seed(grading_seed, run)
+        if run:  # the first run has the grader's seeding before every test; the others their own
+            seed_everything(seed)
+            worker.set_seed(seed)
+        iou, pred = _train_and_segment(sub, device, x_train, y_train, x_test, y_test)
+        miou = torch.nanmean(iou).item()
+        colours = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.3, 0.2], [0.2, 0.6, 1.0]])
+        attach_images(f"run {run + 1} (seed {seed}): held-out scenes (top), target masks, your predictions",
+                      torch.cat([x_test[:8].expand(-1, 3, -1, -1), colours[y_test[:8]].permute(0, 3, 1, 2),
+                                 colours[pred[:8]].permute(0, 3, 1, 2)]), nrow=8)
+        if miou >= MIN_HELD_OUT_MIOU:
+            return
+        misses.append(f"run {run + 1} (seed {seed}): held-out mean IoU {miou:.3f} (per class: "
+                      f"{', '.join(f'{v:.3f}' for v in iou.tolist())})")
+        if miou < NOT_LEARNING_MIOU:
+            break
+    raise AssertionError(
+        f"after training, {'; '.join(misses)}; expected at least {MIN_HELD_OUT_MIOU} on one of up to {TRAINING_RUNS} "
+        f"runs (a run below {NOT_LEARNING_MIOU}, the best global intensity threshold, is not retried). Check the loss, "
+        "the optimiser (Adam, lr), that every mini-batch is used once per epoch, shuffled, and model.train() during "
+        "training.")
+
+
+def _train_and_segment(sub, device, x_train, y_train, x_test, y_test) -> tuple[torch.Tensor, torch.Tensor]:
+    """One run of the training test: (IoU per class, predicted masks) on the held-out scenes, after
+    checking what train_unet returns and where it leaves the model."""
     model = sub.UNet(1, NUM_CLASSES, **CPU_PROFILE["model"])
     with explain_cuda(device):
         losses = sub.train_unet(model, x_train, y_train, loss="ce", device=device, **CPU_PROFILE["training"])
@@ -382,15 +426,7 @@ def test_training_reaches_miou(sub, device, scenes, attach_images):
                                shape=(len(x_test), NUM_CLASSES, *x_test.shape[-2:]))
     pred = logits.argmax(dim=1).cpu()
     iou, _ = torchmetrics_global(pred, y_test, NUM_CLASSES)
-    miou = torch.nanmean(iou).item()
-    colours = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.3, 0.2], [0.2, 0.6, 1.0]])
-    attach_images("held-out scenes (top), target masks, your predictions",
-                  torch.cat([x_test[:8].expand(-1, 3, -1, -1), colours[y_test[:8]].permute(0, 3, 1, 2),
-                             colours[pred[:8]].permute(0, 3, 1, 2)]), nrow=8)
-    assert miou >= MIN_HELD_OUT_MIOU, (
-        f"after training, the held-out mean IoU is {miou:.3f} (per class: "
-        f"{', '.join(f'{v:.3f}' for v in iou.tolist())}); expected at least {MIN_HELD_OUT_MIOU}. Check the loss, the "
-        "optimiser (Adam, lr), that every mini-batch is used once per epoch, shuffled, and model.train() during training.")
+    return iou, pred
 
 
 @pytest.mark.points(1)
