@@ -12,7 +12,11 @@ one run fails and the chance that the m-of-k verdict fails.
     python -m assignments.reinforcement.calibrate --seeds 0-9 --example bad_no_terminal_mask_notebook \
         --checks cartpole --stop-early     # only the runs the hidden test makes
 
-``--example`` takes the name of a known-bad submission of examples/reinforcement/mutants.toml.
+``--example`` takes the name of a known-bad submission of examples/reinforcement/mutants.toml;
+``--submission`` a trusted .py or .ipynb (one of examples/reinforcement/correct/, say), run in this
+process:
+
+    python -m assignments.reinforcement.calibrate --seeds 0-4 --submission examples/reinforcement/correct/student_notebook.ipynb
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0-9", help="grading seeds: 'a-b' or a comma list")
     parser.add_argument("--example", default="reference")
+    parser.add_argument("--submission", type=Path, help="a trusted solution file instead of --example")
     parser.add_argument("--checks", default="mouse,cartpole")
     parser.add_argument("--stop-early", action="store_true",
                         help="stop each grading seed once its verdict is known, as the hidden tests do")
@@ -85,7 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     seeds = parse_seeds(args.seeds)
     torch.set_num_threads(1)  # as in the grader's worker
     with tempfile.TemporaryDirectory() as folder:
-        dqn = load_example(args.example, Path(folder))
+        if args.submission:
+            from autograder.submission import load_trusted_solution
+
+            dqn, args.example = load_trusted_solution(args.submission), args.submission.stem
+        else:
+            dqn = load_example(args.example, Path(folder))
         for name in args.checks.split(","):
             check = CHECKS[name]
             all_scores, failed = [], []
