@@ -77,12 +77,29 @@ EXAMPLES = ["reference", "blank_template", "bad_exp_rho_notebook", "bad_mean_ove
             "cheat_monkeypatch_comparisons", "cheat_always_equal"]
 
 
+METADATA = {"id": 7, "created_at": "2026-11-22T10:00:00Z", "assignment": {"id": 3, "due_date": "2026-12-01"},
+            "users": [{"email": "alice@example.org", "name": "Alice"}], "previous_submissions": []}
+
+
+@pytest.fixture(scope="module")
+def gradescope_results(autograder_zip, graded_examples, tmp_path_factory):
+    """run_autograder's results.json for each of EXAMPLES, two at a time (each Gradescope run grades
+    one submission in one worker thread, so one at a time would leave a core idle in CI)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def grade(name):
+        root = make_root(tmp_path_factory.mktemp(f"gradescope-{name}"), autograder_zip, graded_examples[name][0].path,
+                         METADATA)
+        return run_autograder(root)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+        return dict(zip(EXAMPLES, pool.map(grade, EXAMPLES)))
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_every_example_gets_the_same_verdict_as_local_grading(autograder_zip, graded_examples, tmp_path, name):
+def test_every_example_gets_the_same_verdict_as_local_grading(gradescope_results, graded_examples, name):
     example, local = graded_examples[name]
-    metadata = {"id": 7, "created_at": "2026-11-22T10:00:00Z", "assignment": {"id": 3, "due_date": "2026-12-01"},
-                "users": [{"email": "alice@example.org", "name": "Alice"}], "previous_submissions": []}
-    data = run_autograder(make_root(tmp_path, autograder_zip, example.path, metadata))
+    data = gradescope_results[name]
     assert data["score"] == local.score
     assert {t["name"]: t["status"] for t in data["tests"]} == {
         t.name: "passed" if t.status == "passed" else "failed" for t in local.tests}
