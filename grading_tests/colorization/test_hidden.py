@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from assignments.colorization.data import load_crops, to_gray
 from assignments.colorization.models import flat_gray_baseline, hint_propagation_baseline, make_critic
-from autograder.checks import expect_close, expect_parameter_grads, expect_scalar, expect_scalar_close, expect_tensor
+from autograder.checks import (expect_close, expect_parameter_grads, expect_scalar, expect_scalar_close, expect_tensor,
+                               training_seed)
 
 TRAIN_STEPS = 400  # the handout's budget: about 20 s on one quiet CPU thread (see the test's budget)
 HINT_DRAWS = 3  # the held-out crops are evaluated with 3 independent draws of the grader's hints
@@ -352,10 +353,6 @@ def test_train_colorizer_returns_the_generator_in_eval_mode(sub, worker, crops):
     assert not left_training, (
         f"train_colorizer returned a generator still in train mode ({', '.join(left_training[:5])}): return "
         "generator.eval().")
-
-
-def training_seed(grading_seed: int, run: int) -> int:
-    return grading_seed + 1000 * run
 
 
 @pytest.mark.points(4)
