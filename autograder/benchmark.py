@@ -5,12 +5,14 @@ one) several ways, all in the same run, and prints submissions per minute with r
 the first configuration (one slot, a fresh interpreter per test process):
 
 * one slot, fresh interpreters (the baseline);
-* one slot, test processes forked from the prewarmed forkserver;
+* one slot, test processes forked from a forkserver that imported the engine only;
+* one slot, forked from the forkserver as graded today (engine and the grading tests' libraries);
 * two slots (or --jobs), prewarmed: scaling on this machine;
 * a local Dask cluster with as many workers (loopback), when dask is installed.
 
 Per-submission overhead = wall time per submission minus the time its tests ran (the sum of
-the tests' own durations as pytest measured them).
+the tests' own durations as pytest measured them). Each local configuration runs in a process of
+its own, so each starts (and pays for) its own forkserver.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from autograder.config import load_config
@@ -49,6 +53,17 @@ def _run(label: str, config, submissions, folder: Path, **options) -> dict:
             "scores": sorted((r.submission, r.score) for r in results)}
 
 
+def _set_prewarm(value: str) -> None:
+    os.environ["AUTOGRADER_PREWARM"] = value
+
+
+def _run_in_own_process(prewarm: str, label: str, config, submissions, folder: Path, **options) -> dict:
+    """_run in a fresh interpreter with AUTOGRADER_PREWARM=prewarm (a forkserver of its own)."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_set_prewarm,
+                             initargs=(prewarm,)) as pool:
+        return pool.submit(_run, label, config, submissions, folder, **options).result()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assignment", default="autoencoder")
@@ -61,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         submissions = _samples(args.assignment, folder, args.copies)
         rows = []
-        os.environ["AUTOGRADER_PREWARM"] = "0"
-        rows.append(_run("1 slot, fresh interpreters", config, submissions, folder, jobs=1))
-        os.environ["AUTOGRADER_PREWARM"] = "1"
-        rows.append(_run("1 slot, prewarmed", config, submissions, folder, jobs=1))
-        rows.append(_run(f"{args.jobs} slots, prewarmed", config, submissions, folder, jobs=args.jobs))
+        rows.append(_run_in_own_process("0", "1 slot, fresh interpreters", config, submissions, folder, jobs=1))
+        rows.append(_run_in_own_process("engine", "1 slot, prewarmed engine only", config, submissions, folder,
+                                        jobs=1))
+        rows.append(_run_in_own_process("1", "1 slot, prewarmed", config, submissions, folder, jobs=1))
+        rows.append(_run_in_own_process("1", f"{args.jobs} slots, prewarmed", config, submissions, folder,
+                                        jobs=args.jobs))
         if not args.no_dask:
             try:
                 from distributed import LocalCluster

@@ -179,6 +179,30 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def test_the_forkserver_preloads_installed_libraries_that_ask_cuda_nothing():
+    """The test processes are forked from a forkserver that imported the grading tests' libraries.
+    A misspelled or uninstalled module would be skipped there without a word (and every test
+    process would import it again); one that asked CUDA for its devices at import would fix the
+    device list before a forked process sets its slot's CUDA_VISIBLE_DEVICES."""
+    from autograder.grading import ENGINE_PRELOAD, LIBRARY_PRELOAD
+
+    spy = (
+        "import importlib, sys, torch\n"
+        "asked = []\n"
+        "def spying(name, real):\n"
+        "    return lambda *a, **k: asked.append(name) or real(*a, **k)\n"
+        "for name in ('is_available', 'device_count', 'init', 'current_device'):\n"
+        "    setattr(torch.cuda, name, spying(name, getattr(torch.cuda, name)))\n"
+        "torch._C._cuda_getDeviceCount = spying('_cuda_getDeviceCount', torch._C._cuda_getDeviceCount)\n"
+        "for module in sys.argv[1:]:\n"
+        "    importlib.import_module(module)\n"
+        "assert not asked and not torch.cuda.is_initialized(), asked\n"
+    )
+    done = subprocess.run([sys.executable, "-c", spy, *ENGINE_PRELOAD, *LIBRARY_PRELOAD], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes through /proc")
 def test_a_killed_forkserver_costs_a_fresh_interpreter_not_a_result(config, tests_dir, tmp_path, monkeypatch):
     """The prewarmed test processes come from a forkserver. Killed while a submission's tests run
