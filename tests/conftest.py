@@ -23,31 +23,71 @@ def every_results_json_is_schema_valid(tmp_path):
         validate_results(json.loads(path.read_text()))
 
 
+def _assignments_graded_in(items) -> list[str]:
+    """The assignments whose examples this session's collected tests ask for: an assignment's name
+    in a test id that uses ``graded_assignment`` (its parameter or its module's name), and the
+    autoencoder for ``graded_examples``."""
+    from autograder.config import available_assignments
+
+    wanted = set()
+    for item in items:
+        if "graded_examples" in item.fixturenames:
+            wanted.add("autoencoder")
+        if "graded_assignment" in item.fixturenames:
+            wanted.update(a for a in available_assignments() if a in item.nodeid)
+    return sorted(wanted)
+
+
 @pytest.fixture(scope="session")
-def graded_assignment(tmp_path_factory):
+def graded_assignment(request, tmp_path_factory):
     """grade(name) -> {example name: (example, result)}: an assignment's examples (reference,
-    blank template, known-bad submissions from examples/<name>/mutants.toml), graded once per
-    test session through the real driver and shared by every test that asks for them."""
+    blank template, known-bad submissions from examples/<name>/mutants.toml, independent correct
+    solutions), graded once per test session through the real driver (grade_batch) and shared by
+    every test that asks for them.
+
+    The first call grades the examples of every assignment the session's tests ask for, as one
+    queue over the machine's slots, the assignments with the largest budgets first. Graded one
+    assignment after the other, a slot idled at the end of each assignment's batch while the last
+    long submission finished (colorization's take minutes each on a CPU)."""
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
     from autograder.config import load_config
     from autograder.examples import build_examples
-    from autograder.grading import grade_batch
+    from autograder.grading import default_slots, grade_batch
+    from autograder.inputs import SubmissionInput
     from autograder.results import validate_results
 
     cache = {}
 
-    def grade(name: str) -> dict:
-        if name not in cache:
-            config = load_config(name)
-            folder = tmp_path_factory.mktemp(f"examples-{name}")
-            examples = build_examples(config, folder / "submissions")
-            results = grade_batch(config, [e.path for e in examples], folder / "results", device="cpu")
-            written = sorted((folder / "results").glob("*/results.json"))
-            assert len(written) == len(examples)
+    def grade_together(names: list[str]) -> None:
+        configs = sorted((load_config(name) for name in names), key=lambda c: -c.submission_seconds)
+        queue, results_dirs = [], {}
+        for config in configs:
+            folder = tmp_path_factory.mktemp(f"examples-{config.name}")
+            results_dirs[config.name] = folder / "results"
+            queue += [(config, example) for example in build_examples(config, folder / "submissions")]
+
+        def grade_one(task):
+            config, example = task
+            return grade_batch(config, [SubmissionInput(example.name, example.path)], results_dirs[config.name],
+                               device="cpu", jobs=1)[0]
+
+        slots = min(len(default_slots(config, device="cpu")) for config in configs)
+        with ThreadPoolExecutor(slots) as pool:
+            graded = list(pool.map(grade_one, queue))
+        for config in configs:
+            pairs = [(example, result) for (c, example), result in zip(queue, graded) if c is config]
+            written = sorted(results_dirs[config.name].glob("*/results.json"))
+            assert len(written) == len(pairs)
             for path in written:
                 validate_results(json.loads(path.read_text()))
-            cache[name] = {e.name: (e, r) for e, r in zip(examples, results)}
+            cache[config.name] = {example.name: (example, result) for example, result in pairs}
+
+    def grade(name: str) -> dict:
+        if name not in cache:
+            wanted = [a for a in _assignments_graded_in(request.session.items) if a not in cache]
+            grade_together(wanted if name in wanted else [name])
         return cache[name]
 
     return grade
