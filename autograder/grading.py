@@ -104,9 +104,9 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
 # The forked process is as separate from the others as a fresh one: its own memory, its own
 # pytest session; the student's worker is still a fresh interpreter in its own sandbox.
 ENGINE_PRELOAD = ["torch", "numpy", "pytest", "autograder.plugin", "autograder.remote", "autograder.checks"]
-# What the grading tests and the course packages import besides (scipy, scikit-learn and pandas
-# alone cost about 3 s of CPU per test process on a slow core). None of them asks CUDA anything at
-# import (tests/test_grading.py checks), so the forked processes can still pick their GPU.
+# What the grading tests and the course packages import besides: imported in each test process,
+# they cost about 1.3 s a submission more on the 2-core CI machine (README, "Prewarmed"). None of
+# them asks CUDA anything at import (tests/test_batch.py checks), so a fork can still pick its GPU.
 # A module that is not installed is skipped by the forkserver.
 LIBRARY_PRELOAD = ["scipy.ndimage", "scipy.stats", "sklearn.metrics", "sklearn.datasets", "pandas", "PIL.Image",
                    "rich.console", "gymnasium", "torchvision", "torchmetrics.functional.segmentation",
