@@ -19,10 +19,15 @@ HELD_OUT_EVERY = 6
 
 def load_crops() -> tuple[torch.Tensor, torch.Tensor]:
     """``(train, held_out)``: 100 and 20 colour crops (N, 3, 32, 32) in [0, 1]."""
+    photos = [torch.tensor(array, dtype=torch.float32).permute(2, 0, 1) / 255.0 for array in load_sample_images().images]
+    return tile_crops([F.avg_pool2d(photo[None], SHRINK)[0] for photo in photos])
+
+
+def tile_crops(photos: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tile (3, H, W) photos into non-overlapping CROP x CROP crops, row by row, and hold out every
+    HELD_OUT_EVERY-th tile: ``(train, held_out)``."""
     tiles = []
-    for array in load_sample_images().images:
-        image = torch.tensor(array, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
-        image = F.avg_pool2d(image, SHRINK)[0]
+    for image in photos:
         _, height, width = image.shape
         for top in range(0, height - CROP + 1, CROP):
             for left in range(0, width - CROP + 1, CROP):
