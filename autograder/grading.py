@@ -106,8 +106,9 @@ def grade_submission(config: AssignmentConfig, source: Path, out_dir: Path, *, d
 ENGINE_PRELOAD = ["torch", "numpy", "pytest", "autograder.plugin", "autograder.remote", "autograder.checks"]
 # What the grading tests and the course packages import besides: imported in each test process,
 # they cost about 1.3 s a submission more on the 2-core CI machine (README, "Prewarmed"). None of
-# them asks CUDA anything at import (tests/test_batch.py checks), so a fork can still pick its GPU.
-# A module that is not installed is skipped by the forkserver.
+# them asks CUDA anything at import, so a fork can still pick its GPU, and the list covers every
+# third-party package the grading tests and the course modules they use import directly
+# (tests/test_batch.py checks both). A module that is not installed is skipped by the forkserver.
 LIBRARY_PRELOAD = ["scipy.ndimage", "scipy.stats", "sklearn.metrics", "sklearn.datasets", "pandas", "PIL.Image",
                    "rich.console", "gymnasium", "torchvision", "torchmetrics.functional.segmentation",
                    "torchattacks"]

@@ -203,6 +203,47 @@ def test_the_forkserver_preloads_installed_libraries_that_ask_cuda_nothing():
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def _third_party_imports_of_the_grading_tests() -> dict[str, str]:
+    """{top-level package: a file importing it} for what a test process imports directly: the
+    grading tests' modules and the course modules they import, followed through `assignments`."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    queue, seen, found = sorted(root.glob("grading_tests/*/test_*.py")), set(), {}
+    while queue:
+        path = queue.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top == "assignments":
+                    queue += [root / (name.replace(".", "/") + ".py"), root / name.replace(".", "/") / "__init__.py"]
+                elif top not in sys.stdlib_module_names and top not in ("autograder", "__future__"):
+                    found.setdefault(top, str(path.relative_to(root)))
+    return found
+
+
+def test_the_forkserver_preloads_every_library_the_grading_tests_import():
+    """A library that a grading test or a course module starts importing, and that the preload
+    list misses, is imported again by every test process (seconds a submission): the list is kept
+    by hand, so this says which entry it lacks."""
+    from autograder.grading import ENGINE_PRELOAD, LIBRARY_PRELOAD
+
+    preloaded = {module.split(".")[0] for module in ENGINE_PRELOAD + LIBRARY_PRELOAD}
+    imported = _third_party_imports_of_the_grading_tests()
+    assert {"torch", "scipy", "torchattacks", "PIL"} <= set(imported)  # the scan finds what it should
+    missing = {top: path for top, path in imported.items() if top not in preloaded}
+    assert not missing, f"add to autograder.grading.LIBRARY_PRELOAD: {missing}"
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes through /proc")
 def test_a_killed_forkserver_costs_a_fresh_interpreter_not_a_result(config, tests_dir, tmp_path, monkeypatch):
     """The prewarmed test processes come from a forkserver. Killed while a submission's tests run
