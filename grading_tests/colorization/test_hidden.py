@@ -27,7 +27,7 @@ HINT_DRAWS = 3  # the held-out crops are evaluated with 3 independent draws of t
 # and 1 dB better in PSNR. On the course's crops the reference got 0.66-0.97 of propagation's L1 over
 # grading seeds 0-29, which is why the bar is propagation itself and not 0.95. A generator that
 # ignores the hints is far behind (examples/colorization/mutants.toml,
-# bad_generator_ignores_hints_notebook: 1.82-1.92 and -3.5 dB on the grader's crops, seed 2026).
+# bad_generator_ignores_hints_notebook: 1.82-2.03 on its 4 runs on the grader's crops, seed 2026).
 # With one hint draw instead of 3 the ratio spread wider (0.70-0.91 against 0.74-0.84 on seeds
 # 0-9, course crops), hence HINT_DRAWS.
 MAX_L1_OVER_PROPAGATION = 1.0
