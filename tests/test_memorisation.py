@@ -216,12 +216,12 @@ def test_lookups_are_behind_hint_propagation_on_the_grader_photos(hidden_tests):
     train, held_out = hidden.load_grader_crops()
     assert train.shape == (98, 3, 32, 32) and held_out.shape == (20, 3, 32, 32)
     held_out = held_out.repeat(hidden.HINT_DRAWS, 1, 1, 1)
-    lookup = _course_tile_lookup()
+    lookup, course_tiles = _course_tile_lookup(), torch.cat(load_crops())
     for seed in range(10):
         rng = torch.Generator().manual_seed(seed)
         hints = torch.stack([hidden.grader_hints(image, 10, rng) for image in held_out])
         l1_propagation = (hint_propagation_baseline(hints, (32, 32)) - held_out).abs().mean().item()
-        for tiles, name in ((torch.cat(load_crops()), "course tiles"), (train, "training crops")):
+        for tiles, name in ((course_tiles, "course tiles"), (train, "training crops")):
             looked_up = lookup(None, None, hints, tiles=tiles)
             ratio = (looked_up - held_out).abs().mean().item() / l1_propagation
             assert ratio > hidden.MAX_L1_OVER_PROPAGATION, f"hint seed {seed}, a lookup of the {name}: {ratio:.3f}"
